@@ -1,1 +1,35 @@
-//! placeholder
+//! The network-namespace topology every edgemob end-to-end test (and the demo)
+//! runs on, as ARCHITECTURE.md describes it:
+//!
+//! ```text
+//!   ue (10.77.1.2, fd00:77:1::2)
+//!    | eth0 — sw-ue
+//!   sw ── sw-enbc1 — eth0 ── enbc1 (10.77.2.2; service 10.77.0.1, fd00:77::1 on lo)
+//!      └─ sw-enbc2 — eth0 ── enbc2 (10.77.3.2; the same service addresses on lo)
+//! ```
+//!
+//! `sw` routes the service address to one eNBC; [`Testbed::switch_to`] moves
+//! that route with one rtnetlink request (a handover of the UE's path).
+//! Namespace names are unique per instance (`em<pid>x<n>-<node>`), so tests
+//! run in parallel; dropping a [`Testbed`] kills every process inside and
+//! removes the namespaces, and [`cleanup_stale`] removes leftovers of killed
+//! runs. IPv6 addresses skip DAD and neighbours are permanent, so the first
+//! packet after setup or a switch is never held back.
+//!
+//! Captures ([`Testbed::capture`]) run tcpdump inside a namespace; the
+//! [`pcap`] module reads them back and counts RSTs, retransmissions and the
+//! largest gap between data segments reaching a host.
+
+mod capture;
+mod error;
+mod netns;
+pub mod pcap;
+mod route;
+mod topology;
+
+pub use capture::Capture;
+pub use error::{Result, TestbedError};
+pub use netns::is_root;
+pub use topology::{
+    Family, Node, SERVICE_V4, SERVICE_V6, Testbed, TestbedOptions, UPLINK, cleanup_stale,
+};

@@ -1,0 +1,212 @@
+//! Across namespaces, the ARCHITECTURE.md topology: an unmodified `curl` in
+//! `ue` downloads from `enbc1`, and a second client uploads while it
+//! downloads (IPv6); mid-transfer both connections are dumped in `enbc1`,
+//! restored in `enbc2` and the UE's path is switched. Also the rollback.
+
+mod support;
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use edgemob_testbed::{Family, Node, Testbed, TestbedOptions, pcap};
+use sha2::{Digest, Sha256};
+use support::root_or_skip;
+use support::server::*;
+
+const DOWNLOAD: u64 = 32 << 20;
+
+/// Starts curl in `ue` with its output hashed as it arrives.
+fn curl(
+    tb: &Testbed,
+    service: SocketAddr,
+    bytes: u64,
+) -> (
+    std::process::Child,
+    std::thread::JoinHandle<([u8; 32], u64)>,
+) {
+    let mut cmd = Command::new("curl");
+    cmd.args([
+        "-sS",
+        "--fail",
+        "--max-time",
+        "60",
+        "--limit-rate",
+        "24M",
+        "-o",
+        "-",
+    ])
+    .arg(url(service, bytes))
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit());
+    let mut child = tb.spawn(Node::Ue, cmd).unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let hasher = std::thread::spawn(move || {
+        let mut h = Sha256::new();
+        let mut buf = vec![0u8; 1 << 16];
+        let mut n = 0u64;
+        loop {
+            let r = out.read(&mut buf).unwrap();
+            if r == 0 {
+                break;
+            }
+            h.update(&buf[..r]);
+            n += r as u64;
+        }
+        (h.finalize().into(), n)
+    });
+    (child, hasher)
+}
+
+fn listen(tb: &Testbed, node: Node, addr: SocketAddr) -> TcpListener {
+    tb.enter(node, || TcpListener::bind(addr).unwrap()).unwrap()
+}
+
+/// Waits (bounded) until the session has sent `bytes` of its body.
+fn run_until(session: Session, bytes: u64) -> Session {
+    let mut serving = Serving::start(session, None);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        std::thread::sleep(Duration::from_millis(20));
+        let s = serving.stop();
+        if s.down_sent >= bytes || Instant::now() > deadline {
+            return s;
+        }
+        serving = Serving::start(s, None);
+    }
+}
+
+#[test]
+fn handover_moves_live_downloads_and_uploads_without_rst() {
+    if !root_or_skip() {
+        return;
+    }
+    let tb = Testbed::new(TestbedOptions::default()).unwrap();
+    let mut locks = Locks::open(&tb);
+    let v4 = SocketAddr::new(tb.service_addr(Family::V4), 80);
+    let v6 = SocketAddr::new(tb.service_addr(Family::V6), 80);
+    let l4 = listen(&tb, Node::Enbc1, v4);
+    let l6 = listen(&tb, Node::Enbc1, v6);
+    // enbc2 runs the same service (its listener shares the port with restored sockets).
+    let _l4b = listen(&tb, Node::Enbc2, v4);
+
+    let capture = tb.capture(Node::Ue, "eth0", "tcp port 80").unwrap();
+    let (mut curl, hashed) = curl(&tb, v4, DOWNLOAD);
+    let curl_session = Session::accept(l4.accept().unwrap().0);
+    let updown = updown_client(&tb, v6, 8 << 20, 16 << 20);
+    let updown_session = Session::accept(l6.accept().unwrap().0);
+
+    // Serve both for a while, then hand over mid-transfer.
+    let curl_session = run_until(curl_session, 8 << 20);
+    let updown_session = run_until(updown_session, 2 << 20);
+    assert!(
+        curl_session.down_sent < DOWNLOAD && updown_session.up_received < updown_session.up_total
+    );
+    let (sessions, timing) = migrate(
+        &tb,
+        &mut locks,
+        Node::Enbc1,
+        Node::Enbc2,
+        vec![curl_session, updown_session],
+        false,
+    );
+    println!(
+        "handover: frozen {:?} (dump {:?}, restore {:?})",
+        timing.frozen, timing.dump, timing.restore
+    );
+    let serving: Vec<Serving> = sessions
+        .into_iter()
+        .map(|s| Serving::start(s, None))
+        .collect();
+
+    let status = curl.wait().unwrap();
+    assert!(status.success(), "curl failed: {status}");
+    let (digest, n) = hashed.join().unwrap();
+    assert_eq!(n, DOWNLOAD);
+    assert_eq!(
+        digest,
+        stream_sha256(DOWN, DOWNLOAD),
+        "curl's download is byte-exact"
+    );
+    let updown_digest = updown.join().unwrap();
+    assert_eq!(
+        updown_digest,
+        stream_sha256(DOWN, 16 << 20),
+        "second client's download is byte-exact"
+    );
+    for s in serving {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !s.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let s = s.stop();
+        assert!(s.done(), "session finished");
+        if s.up_total > 0 {
+            assert_eq!(
+                s.up_hash.clone().finalize()[..],
+                stream_sha256(UP, s.up_total)[..],
+                "upload byte-exact"
+            );
+        }
+        s.finish();
+    }
+    let segments = capture.finish().unwrap();
+    for (family, ue) in [
+        ("IPv4", tb.addr(Node::Ue, Family::V4)),
+        ("IPv6", tb.addr(Node::Ue, Family::V6)),
+    ] {
+        let stats = pcap::analyze(&segments, ue);
+        let around = pcap::gap_around(&segments, ue, timing.at);
+        println!(
+            "{family}: {} data segments to the UE, {} retransmitted, largest gap {:?}, gap across the handover {:?}",
+            stats.data_segments, stats.retransmissions, stats.max_gap, around
+        );
+    }
+    assert_eq!(
+        pcap::analyze(&segments, tb.addr(Node::Ue, Family::V4)).rst,
+        0,
+        "no RST seen at the UE"
+    );
+}
+
+#[test]
+fn rollback_after_dump_resumes_the_source_byte_exact() {
+    if !root_or_skip() {
+        return;
+    }
+    let tb = Testbed::new(TestbedOptions::default()).unwrap();
+    let mut locks = Locks::open(&tb);
+    let v4 = SocketAddr::new(tb.service_addr(Family::V4), 80);
+    let l4 = listen(&tb, Node::Enbc1, v4);
+    let capture = tb.capture(Node::Ue, "eth0", "tcp port 80").unwrap();
+    let (mut curl, hashed) = curl(&tb, v4, 16 << 20);
+    let session = run_until(Session::accept(l4.accept().unwrap().0), 4 << 20);
+    // Dump, then fail on purpose before any restore: the source thaws.
+    let (mut sessions, timing) = migrate(
+        &tb,
+        &mut locks,
+        Node::Enbc1,
+        Node::Enbc2,
+        vec![session],
+        true,
+    );
+    println!("rollback: frozen for {:?}", timing.frozen);
+    let serving = Serving::start(sessions.pop().unwrap(), None);
+    assert!(curl.wait().unwrap().success());
+    let (digest, n) = hashed.join().unwrap();
+    assert_eq!(n, 16 << 20);
+    assert_eq!(
+        digest,
+        stream_sha256(DOWN, 16 << 20),
+        "byte-exact after rollback"
+    );
+    serving.stop().finish();
+    let segments = capture.finish().unwrap();
+    let stats = pcap::analyze(&segments, tb.addr(Node::Ue, Family::V4));
+    println!(
+        "rollback: largest gap {:?}, {} retransmitted",
+        stats.max_gap, stats.retransmissions
+    );
+    assert_eq!(stats.rst, 0);
+}

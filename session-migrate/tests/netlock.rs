@@ -1,0 +1,173 @@
+//! The nf_tables lock, checked against `nft`'s own listing and real traffic.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use edgemob_session_migrate::{FourTuple, NetLock};
+use edgemob_testbed::{Family, Node, Testbed, TestbedOptions, pcap};
+use support::*;
+
+fn nft(tb: &Testbed, node: Node, args: &[&str]) -> String {
+    let mut cmd = Command::new("nft");
+    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let out = tb.spawn(node, cmd).unwrap().wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "nft {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn squash(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[test]
+fn nft_lists_the_table_and_the_locked_tuples() {
+    if !root_or_skip() {
+        return;
+    }
+    let tb = Testbed::new(TestbedOptions::default()).unwrap();
+    let v4 = FourTuple {
+        local: "10.77.0.1:80".parse().unwrap(),
+        peer: "10.77.1.2:40000".parse().unwrap(),
+    };
+    let v6 = FourTuple {
+        local: "[fd00:77::1]:443".parse().unwrap(),
+        peer: "[fd00:77:1::2]:50000".parse().unwrap(),
+    };
+    let mapped = FourTuple {
+        local: "[::ffff:10.77.0.1]:8080".parse().unwrap(),
+        peer: "[::ffff:10.77.1.2]:40001".parse().unwrap(),
+    };
+    tb.enter(Node::Enbc1, || {
+        let mut lock = NetLock::open().unwrap();
+        lock.lock(&[v4, v6, mapped]).unwrap();
+        lock.lock(&[v4]).unwrap(); // idempotent
+        drop(NetLock::open().unwrap()); // a second handle reuses the table
+    })
+    .unwrap();
+
+    let table = squash(&nft(
+        &tb,
+        Node::Enbc1,
+        &["list", "table", "inet", "edgemob_lock"],
+    ));
+    for expected in [
+        "set conns4 { type ipv4_addr . inet_service . ipv4_addr . inet_service",
+        "set conns6 { type ipv6_addr . inet_service . ipv6_addr . inet_service",
+        "chain input { type filter hook input priority filter; policy accept;",
+        "chain output { type filter hook output priority filter; policy accept;",
+        "meta mark 0x0000c114 accept",
+        "ip saddr . tcp sport . ip daddr . tcp dport @conns4 drop",
+        "ip6 saddr . tcp sport . ip6 daddr . tcp dport @conns6 drop",
+    ] {
+        assert!(table.contains(expected), "missing `{expected}` in: {table}");
+    }
+    let set4 = squash(&nft(
+        &tb,
+        Node::Enbc1,
+        &["list", "set", "inet", "edgemob_lock", "conns4"],
+    ));
+    for element in [
+        "10.77.0.1 . 80 . 10.77.1.2 . 40000",
+        "10.77.1.2 . 40000 . 10.77.0.1 . 80",
+        "10.77.0.1 . 8080 . 10.77.1.2 . 40001",
+        "10.77.1.2 . 40001 . 10.77.0.1 . 8080",
+    ] {
+        assert!(set4.contains(element), "missing {element} in {set4}");
+    }
+    let set6 = squash(&nft(
+        &tb,
+        Node::Enbc1,
+        &["list", "set", "inet", "edgemob_lock", "conns6"],
+    ));
+    assert!(
+        set6.contains("fd00:77::1 . 443 . fd00:77:1::2 . 50000"),
+        "{set6}"
+    );
+    assert!(
+        set6.contains("fd00:77:1::2 . 50000 . fd00:77::1 . 443"),
+        "{set6}"
+    );
+    // Nothing leaked into the other eNBC.
+    assert!(!nft(&tb, Node::Enbc2, &["list", "ruleset"]).contains("edgemob_lock"));
+
+    tb.enter(Node::Enbc1, || {
+        let mut lock = NetLock::open().unwrap();
+        lock.unlock(&[v4, v6, mapped]).unwrap();
+        lock.unlock(&[v4]).unwrap(); // unlocking twice is fine
+    })
+    .unwrap();
+    let set4 = nft(
+        &tb,
+        Node::Enbc1,
+        &["list", "set", "inet", "edgemob_lock", "conns4"],
+    );
+    assert!(!set4.contains("10.77"), "{set4}");
+    tb.enter(Node::Enbc1, || NetLock::open().unwrap().remove().unwrap())
+        .unwrap();
+    assert!(!nft(&tb, Node::Enbc1, &["list", "ruleset"]).contains("edgemob_lock"));
+}
+
+#[test]
+fn locked_traffic_is_dropped_never_answered() {
+    if !root_or_skip() {
+        return;
+    }
+    let tb = Testbed::new(TestbedOptions::default()).unwrap();
+    let ue = tb.addr(Node::Ue, Family::V4);
+    for family in [Family::V4, Family::V6] {
+        let service = SocketAddr::new(tb.service_addr(family), 9000);
+        let listener = tb
+            .enter(Node::Enbc1, || TcpListener::bind(service).unwrap())
+            .unwrap();
+        let mut client = tb
+            .enter(Node::Ue, || TcpStream::connect(service).unwrap())
+            .unwrap();
+        let (mut server, _) = listener.accept().unwrap();
+        let tuple = FourTuple {
+            local: server.local_addr().unwrap(),
+            peer: server.peer_addr().unwrap(),
+        };
+        let capture = tb.capture(Node::Ue, "eth0", "tcp port 9000").unwrap();
+        tb.enter(Node::Enbc1, || {
+            NetLock::open().unwrap().lock(&[tuple]).unwrap()
+        })
+        .unwrap();
+        client.write_all(b"while locked").unwrap();
+        server
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let mut buf = [0u8; 64];
+        assert!(
+            server.read(&mut buf).is_err(),
+            "nothing gets through the lock"
+        );
+        tb.enter(Node::Enbc1, || {
+            NetLock::open().unwrap().unlock(&[tuple]).unwrap()
+        })
+        .unwrap();
+        server
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let n = server.read(&mut buf).unwrap();
+        assert_eq!(
+            &buf[..n],
+            b"while locked",
+            "the client's retransmission arrives after unlock"
+        );
+        let receiver = if family == Family::V4 {
+            ue
+        } else {
+            tb.addr(Node::Ue, Family::V6)
+        };
+        let stats = pcap::analyze(&capture.finish().unwrap(), receiver);
+        assert_eq!(stats.rst, 0, "{family:?}: no RST while locked");
+    }
+}
