@@ -168,7 +168,7 @@ pub(crate) fn put_cdb_head<B: BufMut + ?Sized>(
     total_len: usize,
     presence: Option<u32>,
 ) {
-    debug_assert!(total_len % 8 == 0 && total_len <= MAX_CDB_LEN);
+    debug_assert!(total_len.is_multiple_of(8) && total_len <= MAX_CDB_LEN);
     out.put_u16(fpt.0);
     out.put_u8((total_len / 8) as u8);
     match presence {

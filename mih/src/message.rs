@@ -40,7 +40,8 @@ pub struct N2nHoCommitRequest {
     pub mn_link_id: LinkId,
     /// The target point of attachment (the target eNodeB cell).
     pub poa: LinkAddr,
-    pub requested_resources: Option<ReqResSet>,
+    /// Boxed: rarely sent, and large (five QoS lists).
+    pub requested_resources: Option<Box<ReqResSet>>,
     /// UE address, services, migration id.
     pub edgemob: Option<EdgemobInfo>,
 }
@@ -51,7 +52,8 @@ pub struct N2nHoCommitResponse {
     pub status: Status,
     pub mn_mihf_id: MihfId,
     pub link_id: Option<LinkTupleId>,
-    pub assigned_resources: Option<AsgnResSet>,
+    /// Boxed: rarely sent, and large (five QoS lists).
+    pub assigned_resources: Option<Box<AsgnResSet>>,
     /// Migration id echoed, and the refusal reason if any.
     pub edgemob: Option<EdgemobInfo>,
 }
@@ -97,13 +99,13 @@ fn collect<'a, const N: usize>(
         if tlv.tlv_type == t::VENDOR_SPECIFIC && !EdgemobInfo::is_ours(tlv.value) {
             continue;
         }
-        if let Some(i) = types.iter().position(|&ty| ty == tlv.tlv_type) {
-            if slots[i].replace(tlv.value).is_some() {
-                return Err(DecodeError::DuplicateTlv {
-                    message,
-                    tlv_type: tlv.tlv_type,
-                });
-            }
+        if let Some(i) = types.iter().position(|&ty| ty == tlv.tlv_type)
+            && slots[i].replace(tlv.value).is_some()
+        {
+            return Err(DecodeError::DuplicateTlv {
+                message,
+                tlv_type: tlv.tlv_type,
+            });
         }
     }
     Ok(Found {
@@ -267,8 +269,8 @@ impl N2nHoCommitRequest {
         put(
             out,
             t::REQUESTED_RESOURCE_SET,
-            &self.requested_resources,
-            ReqResSet::encode,
+            &self.requested_resources.as_deref(),
+            |r, o| r.encode(o),
         );
         put_vendor(out, &self.edgemob);
     }
@@ -278,7 +280,9 @@ impl N2nHoCommitRequest {
             mn_mihf_id: f.required(0, "MN MIHF ID", MihfId::decode)?,
             mn_link_id: f.required(1, "MN link ID", LinkId::decode)?,
             poa: f.required(2, "PoA", LinkAddr::decode)?,
-            requested_resources: f.optional(3, "requested resource set", ReqResSet::decode)?,
+            requested_resources: f
+                .optional(3, "requested resource set", ReqResSet::decode)?
+                .map(Box::new),
             edgemob: f.vendor(4)?,
         })
     }
@@ -299,8 +303,8 @@ impl N2nHoCommitResponse {
         put(
             out,
             t::ASSIGNED_RESOURCE_SET,
-            &self.assigned_resources,
-            AsgnResSet::encode,
+            &self.assigned_resources.as_deref(),
+            |r, o| r.encode(o),
         );
         put_vendor(out, &self.edgemob);
     }
@@ -310,7 +314,9 @@ impl N2nHoCommitResponse {
             status: f.required(0, "status", status)?,
             mn_mihf_id: f.required(1, "MN MIHF ID", MihfId::decode)?,
             link_id: f.optional(2, "link identifier", LinkTupleId::decode)?,
-            assigned_resources: f.optional(3, "assigned resource set", AsgnResSet::decode)?,
+            assigned_resources: f
+                .optional(3, "assigned resource set", AsgnResSet::decode)?
+                .map(Box::new),
             edgemob: f.vendor(4)?,
         })
     }

@@ -644,12 +644,12 @@ impl Mihf {
     }
 
     fn remove_pending(&mut self, key: &Key) {
-        if self.pending.remove(key).is_some() {
-            if let Some(n) = self.pending_per_peer.get_mut(&key.0) {
-                *n -= 1;
-                if *n == 0 {
-                    self.pending_per_peer.remove(&key.0);
-                }
+        if self.pending.remove(key).is_some()
+            && let Some(n) = self.pending_per_peer.get_mut(&key.0)
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.pending_per_peer.remove(&key.0);
             }
         }
     }

@@ -48,7 +48,7 @@ fn every_frame_type() -> Vec<Frame> {
         status: Status::REJECTED,
         mn_mihf_id: id("imsi-001010000000001"),
         link_id: Some(link_tuple(2)),
-        assigned_resources: Some(AsgnResSet::default()),
+        assigned_resources: Some(Box::default()),
         edgemob: Some(EdgemobInfo {
             migration_id: Some(9),
             reason: Some(Reason {
@@ -241,7 +241,7 @@ fn tshark_reads_long_tlv_lengths_like_we_do() {
         unreachable!()
     };
     req.edgemob.as_mut().unwrap().services[0].name = vec![b'v'; 700].into();
-    req.requested_resources = Some(ReqResSet::default());
+    req.requested_resources = Some(Box::default());
     let f = Frame::message(
         id("a"),
         id("b"),

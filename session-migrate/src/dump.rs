@@ -111,6 +111,43 @@ pub fn dump(fd: BorrowedFd<'_>) -> Result<(TcpStreamImage, FrozenSocket), DumpEr
     }
 }
 
+/// Largest amount of data one transmitted segment (a GSO/TSO super-packet)
+/// can carry, BIG TCP included.
+const MAX_SKB_BYTES: u64 = 512 << 10;
+
+/// How far ahead of the clock to restore the socket's timestamp clock, in
+/// timestamp ticks (an even number, so the µs flag in bit 0 is kept).
+///
+/// With pacing (BBR, or the fq qdisc) every segment, ACKs included, carries
+/// its *departure time* as TSval, which runs ahead of the clock — by one
+/// segment's pacing delay at whatever rate the socket had when it sent it,
+/// tens of milliseconds at a slow start. `getsockopt(TCP_TIMESTAMP)` returns
+/// the clock, so a connection restored from it sends TSvals older than ones
+/// the peer already saw, and the peer's PAWS check drops them until the
+/// clock catches up: a retransmission timeout of a second, or no progress
+/// at all under repeated migrations. The current pacing rate cannot bound
+/// a lead built at an earlier, slower rate, so the clock is restored a
+/// second ahead plus the largest segment's delay at the current rate.
+/// Jumping forward is harmless: RFC 7323 only asks for monotonic TSvals,
+/// and round-trip samples after the restore echo the new ones.
+fn departure_lead(pacing_rate: Option<u64>, usec: bool) -> u32 {
+    const FLOOR_NS: u64 = 1_000_000_000;
+    const CAP_NS: u64 = 9_000_000_000;
+    let paced = match pacing_rate {
+        Some(rate) if rate > 0 && rate != u64::MAX => {
+            (MAX_SKB_BYTES.saturating_mul(1_000_000_000) / rate).min(CAP_NS)
+        }
+        _ => 0,
+    };
+    let ns = FLOOR_NS + paced;
+    let ticks = if usec {
+        ns / 1_000
+    } else {
+        ns.div_ceil(1_000_000)
+    };
+    ((ticks + 1) & !1) as u32
+}
+
 fn read_state(frozen: &mut FrozenSocket) -> Result<TcpStreamImage, DumpError> {
     let fd = frozen.fd.as_fd();
     let info = so::tcp_info_head(fd).map_err(sys("getsockopt(TCP_INFO)"))?;
@@ -132,8 +169,9 @@ fn read_state(frozen: &mut FrozenSocket) -> Result<TcpStreamImage, DumpError> {
         so::get_int(fd, libc::SOL_TCP, libc::TCP_MAXSEG).map_err(sys("getsockopt(TCP_MAXSEG)"))?;
     let timestamp = if info.options & so::TCPI_OPT_TIMESTAMPS != 0 {
         let ts = so::get_int(fd, libc::SOL_TCP, libc::TCP_TIMESTAMP)
-            .map_err(sys("getsockopt(TCP_TIMESTAMP)"))?;
-        Some(ts as u32)
+            .map_err(sys("getsockopt(TCP_TIMESTAMP)"))? as u32;
+        let pacing = so::pacing_rate(fd).map_err(sys("getsockopt(TCP_INFO)"))?;
+        Some(ts.wrapping_add(departure_lead(pacing, ts & 1 == 1)))
     } else {
         None
     };
@@ -235,4 +273,23 @@ fn read_queue(fd: BorrowedFd<'_>, queue: Queue, len: usize) -> Result<(u32, Vec<
 /// dozen system calls and runs independently of the others.
 pub fn dump_all(fds: &[BorrowedFd<'_>]) -> Vec<Result<(TcpStreamImage, FrozenSocket), DumpError>> {
     fds.iter().map(|fd| dump(*fd)).collect()
+}
+
+#[cfg(test)]
+mod lead_tests {
+    use super::departure_lead;
+
+    #[test]
+    fn the_lead_is_even_at_least_a_second_and_bounded() {
+        assert_eq!(departure_lead(None, false), 1000);
+        assert_eq!(departure_lead(Some(u64::MAX), false), 1000);
+        // 512 KiB at 1 MB/s: about half a second more
+        assert_eq!(departure_lead(Some(1_000_000), false), 1526);
+        assert_eq!(departure_lead(Some(1), false), 10_000);
+        assert_eq!(departure_lead(None, true), 1_000_000);
+        for r in [1, 7, 1000, 123_456_789] {
+            assert_eq!(departure_lead(Some(r), false) % 2, 0);
+            assert_eq!(departure_lead(Some(r), true) % 2, 0);
+        }
+    }
 }

@@ -151,6 +151,14 @@ pub fn tcp_info_head(fd: BorrowedFd<'_>) -> io::Result<TcpInfoHead> {
     })
 }
 
+/// `tcpi_pacing_rate` (bytes per second) from TCP_INFO, if the kernel
+/// reports that far (offset 104 of `struct tcp_info`).
+pub fn pacing_rate(fd: BorrowedFd<'_>) -> io::Result<Option<u64>> {
+    // 14 u64 words = the first 112 bytes; the pacing rate is the 14th.
+    let (words, len) = get::<[u64; 14]>(fd, libc::SOL_TCP, libc::TCP_INFO)?;
+    Ok((len >= 112).then_some(words[13]))
+}
+
 pub fn repair_window(fd: BorrowedFd<'_>) -> io::Result<TcpRepairWindow> {
     get::<TcpRepairWindow>(fd, libc::SOL_TCP, libc::TCP_REPAIR_WINDOW).map(|(v, _)| v)
 }

@@ -60,10 +60,10 @@ impl Capture {
             let mut all = String::new();
             let mut ready = Some(ready_tx);
             for line in BufReader::new(stderr).lines().map_while(|l| l.ok()) {
-                if line.contains("listening on") {
-                    if let Some(tx) = ready.take() {
-                        let _ = tx.send(());
-                    }
+                if line.contains("listening on")
+                    && let Some(tx) = ready.take()
+                {
+                    let _ = tx.send(());
                 }
                 all.push_str(&line);
                 all.push('\n');

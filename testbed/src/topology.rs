@@ -376,10 +376,10 @@ fn mac(node: Node, host: u8) -> String {
 /// (`em<pid>x<n>-`) whose owner pid is gone. Processes inside are killed first.
 pub fn cleanup_stale() {
     for name in netns::list() {
-        if let Some(pid) = owner_pid(&name) {
-            if !netns::pid_alive(pid) {
-                let _ = netns::destroy(&name);
-            }
+        if let Some(pid) = owner_pid(&name)
+            && !netns::pid_alive(pid)
+        {
+            let _ = netns::destroy(&name);
         }
     }
 }

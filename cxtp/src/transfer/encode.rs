@@ -175,10 +175,10 @@ fn validate(contexts: &[Context], opts: &EncodeOptions<'_>) -> Result<u64, Trans
             limit: MAX_CONTEXTS as u64,
         });
     }
-    if let Some(k) = opts.key {
-        if k.key.len() > MAX_KEY_LEN {
-            return Err(EncodeError::KeyTooLong { len: k.key.len() }.into());
-        }
+    if let Some(k) = opts.key
+        && k.key.len() > MAX_KEY_LEN
+    {
+        return Err(EncodeError::KeyTooLong { len: k.key.len() }.into());
     }
     let mut total: u64 = 0;
     for (index, c) in contexts.iter().enumerate() {

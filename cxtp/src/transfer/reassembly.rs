@@ -250,21 +250,21 @@ impl Reassembly {
         if !seg.payload.is_empty() {
             p.pieces.push(seg.payload);
         }
-        if p.received == p.total {
-            if let Some(done) = self.current.take() {
-                let data = match <[Bytes; 1]>::try_from(done.pieces) {
-                    Ok([only]) => only,
-                    Err(pieces) => {
-                        let mut buf = BytesMut::with_capacity(done.total as usize);
-                        pieces.iter().for_each(|b| buf.extend_from_slice(b));
-                        buf.freeze()
-                    }
-                };
-                self.contexts.push(Context {
-                    fpt: done.fpt,
-                    data,
-                });
-            }
+        if p.received == p.total
+            && let Some(done) = self.current.take()
+        {
+            let data = match <[Bytes; 1]>::try_from(done.pieces) {
+                Ok([only]) => only,
+                Err(pieces) => {
+                    let mut buf = BytesMut::with_capacity(done.total as usize);
+                    pieces.iter().for_each(|b| buf.extend_from_slice(b));
+                    buf.freeze()
+                }
+            };
+            self.contexts.push(Context {
+                fpt: done.fpt,
+                data,
+            });
         }
         Ok(())
     }

@@ -134,13 +134,13 @@ pub fn message() -> impl Strategy<Value = Message> {
         mihf_id(),
         link_id(),
         link_addr(),
-        option::of(
-            (qos(), tsp(), any::<u8>()).prop_map(|(qos, transport, c)| ReqResSet {
+        option::of((qos(), tsp(), any::<u8>()).prop_map(|(qos, transport, c)| {
+            Box::new(ReqResSet {
                 qos,
                 transport,
                 cause: HoCause(c),
-            }),
-        ),
+            })
+        })),
         option::of(edgemob_info()),
     )
         .prop_map(
@@ -157,7 +157,9 @@ pub fn message() -> impl Strategy<Value = Message> {
         any::<u8>(),
         mihf_id(),
         option::of(link_tuple_id()),
-        option::of((qos(), tsp()).prop_map(|(qos, transport)| AsgnResSet { qos, transport })),
+        option::of(
+            (qos(), tsp()).prop_map(|(qos, transport)| Box::new(AsgnResSet { qos, transport })),
+        ),
         option::of(edgemob_info()),
     )
         .prop_map(
@@ -269,7 +271,7 @@ pub fn sample_commit_request() -> Message {
             plmn: [0x00, 0xF1, 0x10],
             cell_id: 0x0001_0002,
         },
-        requested_resources: Some(ReqResSet::default()),
+        requested_resources: Some(Box::default()),
         edgemob: Some(EdgemobInfo {
             migration_id: Some(0xDEAD_BEEF),
             ue_address: Some("10.77.0.2".parse().unwrap()),
