@@ -1,0 +1,78 @@
+//! Peers' garbage: counted, ignored, and later migrations still work.
+
+mod support;
+
+use edgemob_paas_api::v1 as pb;
+use edgemob_testbed::Node;
+use std::io::Write;
+use support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_on_the_mih_and_cxtp_ports_is_counted_and_ignored() {
+    if skip_unless_root() {
+        return;
+    }
+    let c = Cluster::start(Opts::default()).await;
+    let target = enbc_addr(1);
+    // From the peer's address (known, but malformed) and from the UE (unknown).
+    c.tb.enter(Node::Enbc1, move || {
+        let u = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        for i in 0..50u8 {
+            u.send_to(&[0x10, i, 0x34, 0x09, 0, 1, 0, 200], (target, 4551))
+                .unwrap();
+            u.send_to(b"\xde\xad\xbe\xef not an MIH frame", (target, 4551))
+                .unwrap();
+        }
+        let mut t = std::net::TcpStream::connect((target, 5091)).unwrap();
+        // a CXTP header with version 7 and a silly length: framing is lost
+        let _ = t.write_all(&[0xE3, 0, 0, 4, 1, 2, 3, 4, 5, 6, 7, 8]);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    })
+    .unwrap();
+    c.tb.enter(Node::Ue, move || {
+        let u = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        let valid_looking = edgemob_mih::Frame::ack(
+            edgemob_mih::MihfId::try_from("enbc1@edgemob").unwrap(),
+            edgemob_mih::MihfId::try_from("enbc2@edgemob").unwrap(),
+            edgemob_mih::Mid(0x3409),
+            edgemob_mih::Tid::new(1),
+        )
+        .to_vec()
+        .unwrap();
+        for _ in 0..10 {
+            u.send_to(&valid_looking, (target, 4551)).unwrap();
+        }
+    })
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let h = c.health(1).await;
+    assert!(
+        h.peer_frames_dropped > 100 + 10,
+        "dropped {}",
+        h.peer_frames_dropped
+    );
+    let m = c.metrics(1);
+    assert!(
+        m.contains(r#"edgemob_peer_frames_dropped_total{protocol="mih",reason="malformed"} 100"#),
+        "{m}"
+    );
+    assert!(
+        m.contains(
+            r#"edgemob_peer_frames_dropped_total{protocol="mih",reason="unauthenticated"} 10"#
+        ),
+        "{m}"
+    );
+    assert!(
+        m.contains(r#"edgemob_peer_frames_dropped_total{protocol="cxtp",reason="framing"} 1"#),
+        "{m}"
+    );
+
+    // A migration afterwards works.
+    let client = c.client(None);
+    let ue = client.ue();
+    client.wait_for(c.opts.download / 4).await;
+    let rec = c.handover(&ue).await;
+    assert_eq!(rec.outcome, pb::Outcome::Completed as i32, "{}", rec.reason);
+    c.switch_and_complete(std::slice::from_ref(&ue)).await;
+    assert_eq!(client.finish().downloaded, c.opts.download);
+}
