@@ -10,6 +10,16 @@
 //!
 //! `sw` routes the service address to one eNBC; [`Testbed::switch_to`] moves
 //! that route with one rtnetlink request (a handover of the UE's path).
+//!
+//! Larger topologies: [`TestbedOptions::enbcs`] eNBCs (`enbc3` is
+//! `Node::Enbc(3)`, on link 10.77.4.0/24, and so on; every eNBC reaches the
+//! others' link addresses through `sw`, for the agents' MIH and CXTP
+//! traffic) and [`TestbedOptions::ue_addrs`] UE addresses on `ue`
+//! (10.77.1.2, .3, …, [`Testbed::ue_addr`]), one per simulated UE. With
+//! several UE addresses `sw` keeps one routing table per UE address (policy
+//! rule `from <ue> to <service> lookup 1000+k`), and
+//! [`Testbed::switch_ue_to`] moves one UE's path with one rtnetlink request
+//! while the others stay.
 //! Namespace names are unique per instance (`em<pid>x<n>-<node>`), so tests
 //! run in parallel; dropping a [`Testbed`] kills every process inside and
 //! removes the namespaces, and [`cleanup_stale`] removes leftovers of killed
@@ -31,5 +41,6 @@ pub use capture::Capture;
 pub use error::{Result, TestbedError};
 pub use netns::is_root;
 pub use topology::{
-    Family, Node, SERVICE_V4, SERVICE_V6, Testbed, TestbedOptions, UPLINK, cleanup_stale,
+    Family, MAX_ENBCS, MAX_UE_ADDRS, Node, SERVICE_V4, SERVICE_V6, Testbed, TestbedOptions, UPLINK,
+    cleanup_stale,
 };

@@ -23,6 +23,8 @@ const RTN_UNICAST: u8 = 1;
 const RTA_DST: u16 = 1;
 const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
+const RTA_TABLE: u16 = 15;
+const RT_TABLE_COMPAT: u8 = 252;
 
 /// One host route: `dst/prefix via gateway dev oif`.
 #[derive(Debug, Clone, Copy)]
@@ -33,6 +35,8 @@ pub struct HostRoute {
     pub gateway: IpAddr,
     /// Outgoing interface index (in the namespace of the socket).
     pub oif: u32,
+    /// Routing table: 0 or 254 is the main table.
+    pub table: u32,
 }
 
 /// An rtnetlink socket bound to the namespace it was created in.
@@ -176,12 +180,18 @@ fn encode_newroute(msg: &mut Vec<u8>, route: &HostRoute, seq: u32) {
     msg.extend_from_slice(&seq.to_ne_bytes());
     msg.extend_from_slice(&0u32.to_ne_bytes());
     // struct rtmsg
+    let main = route.table == 0 || route.table == u32::from(RT_TABLE_MAIN);
+    let rtm_table = match u8::try_from(route.table) {
+        _ if main => RT_TABLE_MAIN,
+        Ok(t) => t,
+        Err(_) => RT_TABLE_COMPAT,
+    };
     msg.extend_from_slice(&[
         family,
         prefix,
         0,
         0,
-        RT_TABLE_MAIN,
+        rtm_table,
         RTPROT_STATIC,
         RT_SCOPE_UNIVERSE,
         RTN_UNICAST,
@@ -190,6 +200,9 @@ fn encode_newroute(msg: &mut Vec<u8>, route: &HostRoute, seq: u32) {
     push_attr(msg, RTA_DST, &ip_bytes(&route.dst));
     push_attr(msg, RTA_GATEWAY, &ip_bytes(&route.gateway));
     push_attr(msg, RTA_OIF, &route.oif.to_ne_bytes());
+    if !main {
+        push_attr(msg, RTA_TABLE, &route.table.to_ne_bytes());
+    }
     let len = (msg.len() - start) as u32;
     msg[start..start + 4].copy_from_slice(&len.to_ne_bytes());
 }

@@ -1,5 +1,6 @@
-//! The four-namespace topology of ARCHITECTURE.md: `ue` — `sw` — {`enbc1`, `enbc2`},
-//! both eNBCs owning the same service address, `sw` routing it to one of them.
+//! The topology of ARCHITECTURE.md: `ue` — `sw` — {`enbc1`, `enbc2`, … `enbcN`},
+//! every eNBC owning the same service address, `sw` routing it to one of them
+//! (for all UE addresses at once, or per UE address).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::process::{Child, Command};
@@ -12,7 +13,11 @@ use crate::netns;
 use crate::route::{HostRoute, RouteSocket};
 
 /// A host of the topology.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+///
+/// `Enbc(i)` is the i-th eNBC (1-based) of a testbed with more than two;
+/// `Node::enbc(1)` and `Node::enbc(2)` give [`Node::Enbc1`] and
+/// [`Node::Enbc2`], and `Enbc(1) == Enbc1`, `Enbc(2) == Enbc2`.
+#[derive(Debug, Clone, Copy)]
 pub enum Node {
     /// The user's host; runs the unmodified client.
     Ue,
@@ -22,11 +27,47 @@ pub enum Node {
     Enbc1,
     /// The eNodeB-Cloud the user is handed over to.
     Enbc2,
+    /// The i-th eNodeB-Cloud (1-based, at most [`MAX_ENBCS`]).
+    Enbc(u8),
 }
 
+/// Most eNBCs a testbed can have (their links are numbered 2..=254).
+pub const MAX_ENBCS: usize = 253;
+/// Most UE addresses a testbed can have (hosts .2 to .254 of the UE link).
+pub const MAX_UE_ADDRS: usize = 253;
+
 impl Node {
-    /// All nodes, in creation order.
+    /// The nodes of the default (two-eNBC) topology, in creation order.
     pub const ALL: [Node; 4] = [Node::Ue, Node::Sw, Node::Enbc1, Node::Enbc2];
+
+    /// The i-th eNBC (1-based).
+    pub fn enbc(i: usize) -> Node {
+        match i {
+            1 => Node::Enbc1,
+            2 => Node::Enbc2,
+            // Out-of-range indices stay unusable (no testbed has them).
+            i => Node::Enbc(u8::try_from(i).unwrap_or(u8::MAX)),
+        }
+    }
+
+    /// The eNBC's 1-based index, `None` for `ue` and `sw`.
+    pub fn enbc_index(self) -> Option<usize> {
+        match self {
+            Node::Enbc1 => Some(1),
+            Node::Enbc2 => Some(2),
+            Node::Enbc(i) => Some(usize::from(i)),
+            Node::Ue | Node::Sw => None,
+        }
+    }
+
+    /// Canonical key: `Enbc(1)` and `Enbc1` are the same node.
+    fn key(self) -> (u8, usize) {
+        match self {
+            Node::Ue => (0, 0),
+            Node::Sw => (1, 0),
+            n => (2, n.enbc_index().unwrap_or(0)),
+        }
+    }
 
     /// Short name, used as the namespace suffix.
     pub fn name(self) -> &'static str {
@@ -35,6 +76,7 @@ impl Node {
             Node::Sw => "sw",
             Node::Enbc1 => "enbc1",
             Node::Enbc2 => "enbc2",
+            Node::Enbc(i) => enbc_name(usize::from(i)),
         }
     }
 
@@ -42,11 +84,36 @@ impl Node {
     fn link(self) -> u8 {
         match self {
             Node::Ue => 1,
-            Node::Enbc1 => 2,
-            Node::Enbc2 => 3,
             Node::Sw => 0,
+            // eNBC i has link i + 1 (enbc1: 2, enbc2: 3, …).
+            n => u8::try_from(n.enbc_index().unwrap_or(0) + 1).unwrap_or(u8::MAX),
         }
     }
+}
+
+impl PartialEq for Node {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for Node {}
+
+impl std::hash::Hash for Node {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.key().hash(state);
+    }
+}
+
+/// `enbc<i>` as a `&'static str` (names are made once and kept).
+fn enbc_name(i: usize) -> &'static str {
+    static NAMES: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    let names = NAMES.get_or_init(|| {
+        (0..=usize::from(u8::MAX))
+            .map(|i| &*Box::leak(format!("enbc{i}").into_boxed_str()))
+            .collect()
+    });
+    names.get(i).copied().unwrap_or("enbc?")
 }
 
 /// IP version of an address.
@@ -68,17 +135,30 @@ pub const UPLINK: &str = "eth0";
 /// Options of a testbed.
 #[derive(Debug, Clone)]
 pub struct TestbedOptions {
-    /// The eNBC that serves the service address at the start.
+    /// The eNBC that serves the service address at the start (for every UE address).
     pub serving: Node,
+    /// Number of eNBCs, 2..=[`MAX_ENBCS`]: `enbc1` … `enbcN`.
+    pub enbcs: usize,
+    /// Number of UE addresses, 1..=[`MAX_UE_ADDRS`], all on `ue`'s `eth0`:
+    /// one per simulated UE (CXTP keys transfers by the UE's address). With
+    /// more than one, `sw` routes each UE address's traffic to the service
+    /// through a table of its own, so [`Testbed::switch_ue_to`] can move
+    /// UEs one by one.
+    pub ue_addrs: usize,
 }
 
 impl Default for TestbedOptions {
     fn default() -> Self {
         Self {
             serving: Node::Enbc1,
+            enbcs: 2,
+            ue_addrs: 1,
         }
     }
 }
+
+/// First routing table (and rule priority) of the per-UE tables at `sw`.
+const UE_TABLE_BASE: u32 = 1000;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -87,6 +167,8 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 pub struct Testbed {
     prefix: String,
     created: Vec<Node>,
+    enbcs: usize,
+    ue_addrs: usize,
     switch: Mutex<Option<Switch>>,
     captures: AtomicU32,
 }
@@ -94,9 +176,10 @@ pub struct Testbed {
 #[derive(Debug)]
 struct Switch {
     socket: RouteSocket,
-    /// Prebuilt routes per eNBC (IPv4 and IPv6 host routes of the service address).
-    to_enbc1: [HostRoute; 2],
-    to_enbc2: [HostRoute; 2],
+    /// `sw`'s interface index towards each eNBC (index 0: enbc1).
+    oifs: Vec<u32>,
+    /// Whether every UE address has its own table.
+    per_ue: bool,
 }
 
 impl Testbed {
@@ -106,11 +189,38 @@ impl Testbed {
         if !netns::is_root() {
             return Err(TestbedError::NotRoot);
         }
+        if !(2..=MAX_ENBCS).contains(&opts.enbcs) {
+            return Err(TestbedError::Command {
+                command: "Testbed::new".into(),
+                detail: format!("enbcs = {}: must be 2..={MAX_ENBCS}", opts.enbcs),
+            });
+        }
+        if !(1..=MAX_UE_ADDRS).contains(&opts.ue_addrs) {
+            return Err(TestbedError::Command {
+                command: "Testbed::new".into(),
+                detail: format!("ue_addrs = {}: must be 1..={MAX_UE_ADDRS}", opts.ue_addrs),
+            });
+        }
+        if !opts
+            .serving
+            .enbc_index()
+            .is_some_and(|i| (1..=opts.enbcs).contains(&i))
+        {
+            return Err(TestbedError::Command {
+                command: "Testbed::new".into(),
+                detail: format!(
+                    "serving = {:?}: not one of the {} eNBCs",
+                    opts.serving, opts.enbcs
+                ),
+            });
+        }
         cleanup_stale();
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let mut tb = Testbed {
             prefix: format!("em{}x{}-", std::process::id(), n),
             created: Vec::new(),
+            enbcs: opts.enbcs,
+            ue_addrs: opts.ue_addrs,
             switch: Mutex::new(None),
             captures: AtomicU32::new(0),
         };
@@ -121,6 +231,35 @@ impl Testbed {
     /// The namespace name of a node (for `ip netns exec`).
     pub fn ns(&self, node: Node) -> String {
         format!("{}{}", self.prefix, node.name())
+    }
+
+    /// Every node of this testbed, in creation order: `ue`, `sw`, `enbc1` … `enbcN`.
+    pub fn nodes(&self) -> Vec<Node> {
+        let mut nodes = vec![Node::Ue, Node::Sw];
+        nodes.extend(self.enbcs());
+        nodes
+    }
+
+    /// The eNBCs: `enbc1` … `enbcN`.
+    pub fn enbcs(&self) -> Vec<Node> {
+        (1..=self.enbcs).map(Node::enbc).collect()
+    }
+
+    /// Number of UE addresses.
+    pub fn ue_addr_count(&self) -> usize {
+        self.ue_addrs
+    }
+
+    /// The `k`-th UE address (0-based; UE address 0 is `addr(Node::Ue, family)`).
+    /// Panics if `k` is not below [`Testbed::ue_addr_count`].
+    pub fn ue_addr(&self, k: usize, family: Family) -> IpAddr {
+        assert!(
+            k < self.ue_addrs,
+            "ue_addr({k}): the testbed has {} UE addresses",
+            self.ue_addrs
+        );
+        let host = u8::try_from(k + 2).unwrap_or(u8::MAX);
+        link_addr(Node::Ue, family, host)
     }
 
     /// Address of a node on its link to `sw` (for `sw` itself: its side of the UE link).
@@ -175,17 +314,50 @@ impl Testbed {
         self.enter(node, || netns::write_sysctl(key, value))?
     }
 
-    /// Re-routes the service address at `sw` to `to` (`Enbc1` or `Enbc2`)
-    /// with one rtnetlink round trip.
+    /// Re-routes the service address at `sw` to `to` (any eNBC of the
+    /// testbed) for every UE address, with one rtnetlink round trip.
+    /// Panics if `to` is not an eNBC of this testbed.
     pub fn switch_to(&self, to: Node) -> Result<()> {
+        let enbc = self.check_enbc(to, "switch_to");
         let mut guard = self.switch.lock().unwrap_or_else(|p| p.into_inner());
         let switch = guard.as_mut().expect("switch is set up by build()");
-        let routes = match to {
-            Node::Enbc1 => switch.to_enbc1,
-            Node::Enbc2 => switch.to_enbc2,
-            other => panic!("switch_to({other:?}): only Enbc1 and Enbc2 serve the service address"),
-        };
+        let mut routes = service_routes(to, switch.oifs[enbc - 1], 0).to_vec();
+        if switch.per_ue {
+            for k in 0..self.ue_addrs {
+                routes.extend(service_routes(to, switch.oifs[enbc - 1], ue_table(k)));
+            }
+        }
         switch.socket.replace(&routes)
+    }
+
+    /// Re-routes the service traffic of UE address `ue` (0-based) alone to
+    /// `to`, with one rtnetlink round trip; other UEs keep their eNBC.
+    /// Panics if `ue` or `to` is not part of this testbed.
+    pub fn switch_ue_to(&self, ue: usize, to: Node) -> Result<()> {
+        let enbc = self.check_enbc(to, "switch_ue_to");
+        assert!(
+            ue < self.ue_addrs,
+            "switch_ue_to({ue}, ..): the testbed has {} UE addresses",
+            self.ue_addrs
+        );
+        let mut guard = self.switch.lock().unwrap_or_else(|p| p.into_inner());
+        let switch = guard.as_mut().expect("switch is set up by build()");
+        if !switch.per_ue {
+            drop(guard);
+            return self.switch_to(to);
+        }
+        let routes = service_routes(to, switch.oifs[enbc - 1], ue_table(ue));
+        switch.socket.replace(&routes)
+    }
+
+    fn check_enbc(&self, to: Node, what: &str) -> usize {
+        match to.enbc_index() {
+            Some(i) if (1..=self.enbcs).contains(&i) => i,
+            _ => panic!(
+                "{what}({to:?}): only the {} eNBCs serve the service address",
+                self.enbcs
+            ),
+        }
     }
 
     /// Starts a tcpdump capture on `iface` inside `node` with a pcap filter
@@ -197,7 +369,7 @@ impl Testbed {
     }
 
     fn build(&mut self, opts: TestbedOptions) -> Result<()> {
-        for node in Node::ALL {
+        for node in self.nodes() {
             netns::create(&self.ns(node))?;
             self.created.push(node);
             self.enter(node, || -> Result<()> {
@@ -221,33 +393,32 @@ impl Testbed {
             &["-n", &self.ns(Node::Sw), "-batch", "-"],
             Some(&self.sw_batch(opts.serving)),
         )?;
-        for node in [Node::Ue, Node::Enbc1, Node::Enbc2] {
+        if self.ue_addrs > 1 {
+            netns::ip(
+                &["-6", "-n", &self.ns(Node::Sw), "-batch", "-"],
+                Some(&self.sw_v6_rules()),
+            )?;
+        }
+        let mut leaves = vec![Node::Ue];
+        leaves.extend(self.enbcs());
+        for node in leaves {
             netns::ip(
                 &["-n", &self.ns(node), "-batch", "-"],
                 Some(&self.leaf_batch(node)),
             )?;
         }
+        let enbcs = self.enbcs();
+        let per_ue = self.ue_addrs > 1;
         let switch = self.enter(Node::Sw, || -> Result<Switch> {
             let socket = RouteSocket::open()?;
-            let route = |node: Node| -> Result<[HostRoute; 2]> {
-                let oif = netns::ifindex(&sw_iface(node))?;
-                Ok([
-                    HostRoute {
-                        dst: IpAddr::V4(SERVICE_V4),
-                        gateway: link_addr(node, Family::V4, 2),
-                        oif,
-                    },
-                    HostRoute {
-                        dst: IpAddr::V6(SERVICE_V6),
-                        gateway: link_addr(node, Family::V6, 2),
-                        oif,
-                    },
-                ])
-            };
+            let oifs = enbcs
+                .iter()
+                .map(|&n| netns::ifindex(&sw_iface(n)))
+                .collect::<Result<Vec<u32>>>()?;
             Ok(Switch {
                 socket,
-                to_enbc1: route(Node::Enbc1)?,
-                to_enbc2: route(Node::Enbc2)?,
+                oifs,
+                per_ue,
             })
         })??;
         *self.switch.lock().unwrap_or_else(|p| p.into_inner()) = Some(switch);
@@ -258,7 +429,9 @@ impl Testbed {
     /// in their namespace), addresses, permanent neighbours, the service route.
     fn sw_batch(&self, serving: Node) -> String {
         let mut b = String::from("link set lo up\n");
-        for node in [Node::Ue, Node::Enbc1, Node::Enbc2] {
+        let mut leaves = vec![Node::Ue];
+        leaves.extend(self.enbcs());
+        for node in leaves {
             let sw_if = sw_iface(node);
             let peer_ns = self.ns(node);
             b += &format!(
@@ -275,12 +448,39 @@ impl Testbed {
                 "addr add {}/64 dev {sw_if} nodad\n",
                 link_addr(node, Family::V6, 1)
             );
-            for f in [Family::V4, Family::V6] {
+            let hosts = if node == Node::Ue { self.ue_addrs } else { 1 };
+            for k in 0..hosts {
+                let host = u8::try_from(k + 2).unwrap_or(u8::MAX);
+                for f in [Family::V4, Family::V6] {
+                    b += &format!(
+                        "neigh replace {} lladdr {} dev {sw_if} nud permanent\n",
+                        link_addr(node, f, host),
+                        mac(node, 2)
+                    );
+                }
+            }
+        }
+        if self.ue_addrs > 1 {
+            // Each UE address looks its service route up in a table of its own.
+            for k in 0..self.ue_addrs {
+                let table = ue_table(k);
+                // (IPv6 rules need `ip -6`: see sw_v6_rules.)
+                let host = u8::try_from(k + 2).unwrap_or(u8::MAX);
                 b += &format!(
-                    "neigh replace {} lladdr {} dev {sw_if} nud permanent\n",
-                    link_addr(node, f, 2),
-                    mac(node, 2)
+                    "rule add from {} to {SERVICE_V4}/32 lookup {table} pref {table}\n",
+                    link_addr(Node::Ue, Family::V4, host)
                 );
+                for f in [Family::V4, Family::V6] {
+                    let (service, len) = match f {
+                        Family::V4 => (IpAddr::V4(SERVICE_V4), 32),
+                        Family::V6 => (IpAddr::V6(SERVICE_V6), 128),
+                    };
+                    b += &format!(
+                        "route add {service}/{len} via {} dev {} table {table}\n",
+                        link_addr(serving, f, 2),
+                        sw_iface(serving)
+                    );
+                }
             }
         }
         b += &format!(
@@ -293,6 +493,21 @@ impl Testbed {
             link_addr(serving, Family::V6, 2),
             sw_iface(serving)
         );
+        b
+    }
+
+    /// `ip -6 -batch` commands for `sw`: the per-UE IPv6 policy rules (`ip
+    /// rule` takes IPv4 unless told `-6`, also in batch mode).
+    fn sw_v6_rules(&self) -> String {
+        let mut b = String::new();
+        for k in 0..self.ue_addrs {
+            let table = ue_table(k);
+            let host = u8::try_from(k + 2).unwrap_or(u8::MAX);
+            b += &format!(
+                "rule add from {} to {SERVICE_V6}/128 lookup {table} pref {table}\n",
+                link_addr(Node::Ue, Family::V6, host)
+            );
+        }
         b
     }
 
@@ -316,6 +531,17 @@ impl Testbed {
             );
         }
         if node == Node::Ue {
+            for k in 1..self.ue_addrs {
+                let host = u8::try_from(k + 2).unwrap_or(u8::MAX);
+                b += &format!(
+                    "addr add {}/24 dev {UPLINK}\n",
+                    link_addr(node, Family::V4, host)
+                );
+                b += &format!(
+                    "addr add {}/64 dev {UPLINK} nodad\n",
+                    link_addr(node, Family::V6, host)
+                );
+            }
             b += &format!("route add default via {}\n", link_addr(node, Family::V4, 1));
             b += &format!("route add default via {}\n", link_addr(node, Family::V6, 1));
         } else {
@@ -331,6 +557,21 @@ impl Testbed {
                 link_addr(Node::Ue, Family::V6, 0),
                 link_addr(node, Family::V6, 1)
             );
+            // The other eNBCs (agents' MIH and CXTP traffic) through `sw`.
+            for other in self.enbcs() {
+                if other != node {
+                    b += &format!(
+                        "route add {}/24 via {}\n",
+                        link_addr(other, Family::V4, 0),
+                        link_addr(node, Family::V4, 1)
+                    );
+                    b += &format!(
+                        "route add {}/64 via {}\n",
+                        link_addr(other, Family::V6, 0),
+                        link_addr(node, Family::V6, 1)
+                    );
+                }
+            }
         }
         b
     }
@@ -367,6 +608,29 @@ fn sw_iface(node: Node) -> String {
     format!("sw-{}", node.name())
 }
 
+/// The routing table (and rule priority) of UE address `k` at `sw`.
+fn ue_table(k: usize) -> u32 {
+    UE_TABLE_BASE + u32::try_from(k).unwrap_or(u32::MAX - UE_TABLE_BASE)
+}
+
+/// The IPv4 and IPv6 host routes of the service address towards `to`.
+fn service_routes(to: Node, oif: u32, table: u32) -> [HostRoute; 2] {
+    [
+        HostRoute {
+            dst: IpAddr::V4(SERVICE_V4),
+            gateway: link_addr(to, Family::V4, 2),
+            oif,
+            table,
+        },
+        HostRoute {
+            dst: IpAddr::V6(SERVICE_V6),
+            gateway: link_addr(to, Family::V6, 2),
+            oif,
+            table,
+        },
+    ]
+}
+
 /// Fixed MAC of `host` on `node`'s link, so neighbours can be made permanent.
 fn mac(node: Node, host: u8) -> String {
     format!("02:77:00:00:{:02x}:{:02x}", node.link(), host)
@@ -392,7 +656,10 @@ fn owner_pid(name: &str) -> Option<i32> {
     if counter.is_empty() || !counter.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    if !Node::ALL.iter().any(|n| n.name() == node) {
+    let enbc_n = node
+        .strip_prefix("enbc")
+        .is_some_and(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit()));
+    if !Node::ALL.iter().any(|n| n.name() == node) && !enbc_n {
         return None;
     }
     pid.parse().ok()
@@ -409,6 +676,8 @@ mod tests {
         assert_eq!(owner_pid("em123x-ue"), None);
         assert_eq!(owner_pid("emacs-ue"), None);
         assert_eq!(owner_pid("em123x0-other"), None);
+        assert_eq!(owner_pid("em123x0-enbc17"), Some(123));
+        assert_eq!(owner_pid("em123x0-enbc"), None);
         assert_eq!(owner_pid("foo"), None);
     }
 
@@ -423,5 +692,22 @@ mod tests {
             "fd00:77:3::1".parse::<IpAddr>().unwrap()
         );
         assert_eq!(mac(Node::Enbc1, 2), "02:77:00:00:02:02");
+        assert_eq!(
+            link_addr(Node::enbc(4), Family::V4, 2),
+            "10.77.5.2".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn numbered_enbcs_are_the_named_ones() {
+        assert_eq!(Node::enbc(1), Node::Enbc1);
+        assert_eq!(Node::Enbc(2), Node::Enbc2);
+        assert_ne!(Node::Enbc(3), Node::Enbc2);
+        assert_eq!(Node::enbc(3).name(), "enbc3");
+        assert_eq!(Node::Enbc(1).name(), "enbc1");
+        assert_eq!(Node::enbc(17).enbc_index(), Some(17));
+        assert_eq!(Node::Ue.enbc_index(), None);
+        let set: std::collections::HashSet<Node> = [Node::Enbc1, Node::Enbc(1)].into();
+        assert_eq!(set.len(), 1);
     }
 }
