@@ -34,3 +34,4 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+bash "$(dirname "$0")/install-ns3.sh"   # ns-3 3.44 Python bindings + the edgemob_ns3 bridge (simulator-glue)
