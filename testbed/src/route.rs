@@ -39,12 +39,23 @@ pub struct HostRoute {
     pub table: u32,
 }
 
+/// Routes sent per netlink message batch (the common case, one UE, is one).
+const BATCH: usize = 128;
+
 /// An rtnetlink socket bound to the namespace it was created in.
-#[derive(Debug)]
 pub struct RouteSocket {
     fd: OwnedFd,
     seq: u32,
     buf: Vec<u8>,
+}
+
+impl std::fmt::Debug for RouteSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouteSocket")
+            .field("fd", &self.fd)
+            .field("seq", &self.seq)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RouteSocket {
@@ -88,9 +99,17 @@ impl RouteSocket {
         })
     }
 
-    /// Replaces (or creates) every route in `routes` with a single `send`,
-    /// then waits for the kernel's acknowledgements.
+    /// Replaces (or creates) every route in `routes`: one `send` per batch
+    /// of [`BATCH`] routes, then that batch's acknowledgements (thousands of
+    /// acknowledgements at once would overflow the socket's receive buffer).
     pub fn replace(&mut self, routes: &[HostRoute]) -> Result<()> {
+        for batch in routes.chunks(BATCH) {
+            self.replace_batch(batch)?;
+        }
+        Ok(())
+    }
+
+    fn replace_batch(&mut self, routes: &[HostRoute]) -> Result<()> {
         let mut msg = Vec::with_capacity(64 * routes.len());
         let first_seq = self.seq;
         for route in routes {

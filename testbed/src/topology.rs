@@ -34,7 +34,13 @@ pub enum Node {
 /// Most eNBCs a testbed can have (their links are numbered 2..=254).
 pub const MAX_ENBCS: usize = 253;
 /// Most UE addresses a testbed can have (hosts .2 to .254 of the UE link).
-pub const MAX_UE_ADDRS: usize = 253;
+pub const MAX_UE_ADDRS: usize = 4096;
+
+/// UE addresses that fit on the UE link's /24; further IPv4 addresses come
+/// from [`UE_ROUTED_V4`], routed to the UE through `sw`.
+const ON_LINK_UE_ADDRS: usize = 253;
+/// The routed IPv4 block for UE addresses beyond the first 253.
+const UE_ROUTED_V4: (Ipv4Addr, u8) = (Ipv4Addr::new(10, 78, 0, 0), 16);
 
 impl Node {
     /// The nodes of the default (two-eNBC) topology, in creation order.
@@ -258,8 +264,7 @@ impl Testbed {
             "ue_addr({k}): the testbed has {} UE addresses",
             self.ue_addrs
         );
-        let host = u8::try_from(k + 2).unwrap_or(u8::MAX);
-        link_addr(Node::Ue, family, host)
+        ue_host(k, family)
     }
 
     /// Address of a node on its link to `sw` (for `sw` itself: its side of the UE link).
@@ -450,14 +455,29 @@ impl Testbed {
             );
             let hosts = if node == Node::Ue { self.ue_addrs } else { 1 };
             for k in 0..hosts {
-                let host = u8::try_from(k + 2).unwrap_or(u8::MAX);
                 for f in [Family::V4, Family::V6] {
+                    let addr = if node == Node::Ue {
+                        ue_host(k, f)
+                    } else {
+                        link_addr(node, f, 2)
+                    };
+                    // Routed UE addresses have no neighbour entry of their own.
+                    if f == Family::V4 && node == Node::Ue && k >= ON_LINK_UE_ADDRS {
+                        continue;
+                    }
                     b += &format!(
-                        "neigh replace {} lladdr {} dev {sw_if} nud permanent\n",
-                        link_addr(node, f, host),
+                        "neigh replace {addr} lladdr {} dev {sw_if} nud permanent\n",
                         mac(node, 2)
                     );
                 }
+            }
+            if node == Node::Ue && self.ue_addrs > ON_LINK_UE_ADDRS {
+                b += &format!(
+                    "route add {}/{} via {} dev {sw_if}\n",
+                    UE_ROUTED_V4.0,
+                    UE_ROUTED_V4.1,
+                    link_addr(Node::Ue, Family::V4, 2)
+                );
             }
         }
         if self.ue_addrs > 1 {
@@ -465,10 +485,9 @@ impl Testbed {
             for k in 0..self.ue_addrs {
                 let table = ue_table(k);
                 // (IPv6 rules need `ip -6`: see sw_v6_rules.)
-                let host = u8::try_from(k + 2).unwrap_or(u8::MAX);
                 b += &format!(
                     "rule add from {} to {SERVICE_V4}/32 lookup {table} pref {table}\n",
-                    link_addr(Node::Ue, Family::V4, host)
+                    ue_host(k, Family::V4)
                 );
                 for f in [Family::V4, Family::V6] {
                     let (service, len) = match f {
@@ -502,10 +521,9 @@ impl Testbed {
         let mut b = String::new();
         for k in 0..self.ue_addrs {
             let table = ue_table(k);
-            let host = u8::try_from(k + 2).unwrap_or(u8::MAX);
             b += &format!(
                 "rule add from {} to {SERVICE_V6}/128 lookup {table} pref {table}\n",
-                link_addr(Node::Ue, Family::V6, host)
+                ue_host(k, Family::V6)
             );
         }
         b
@@ -532,14 +550,14 @@ impl Testbed {
         }
         if node == Node::Ue {
             for k in 1..self.ue_addrs {
-                let host = u8::try_from(k + 2).unwrap_or(u8::MAX);
+                let prefix = if k < ON_LINK_UE_ADDRS { 24 } else { 32 };
                 b += &format!(
-                    "addr add {}/24 dev {UPLINK}\n",
-                    link_addr(node, Family::V4, host)
+                    "addr add {}/{prefix} dev {UPLINK}\n",
+                    ue_host(k, Family::V4)
                 );
                 b += &format!(
                     "addr add {}/64 dev {UPLINK} nodad\n",
-                    link_addr(node, Family::V6, host)
+                    ue_host(k, Family::V6)
                 );
             }
             b += &format!("route add default via {}\n", link_addr(node, Family::V4, 1));
@@ -557,6 +575,14 @@ impl Testbed {
                 link_addr(Node::Ue, Family::V6, 0),
                 link_addr(node, Family::V6, 1)
             );
+            if self.ue_addrs > ON_LINK_UE_ADDRS {
+                b += &format!(
+                    "route add {}/{} via {}\n",
+                    UE_ROUTED_V4.0,
+                    UE_ROUTED_V4.1,
+                    link_addr(node, Family::V4, 1)
+                );
+            }
             // The other eNBCs (agents' MIH and CXTP traffic) through `sw`.
             for other in self.enbcs() {
                 if other != node {
@@ -574,6 +600,18 @@ impl Testbed {
             }
         }
         b
+    }
+}
+
+impl Testbed {
+    /// Leaves the namespaces in place when this testbed is dropped (for
+    /// inspection) and returns their names. [`cleanup_stale`] removes them
+    /// once this process has exited.
+    pub fn keep(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.created)
+            .into_iter()
+            .map(|n| self.ns(n))
+            .collect()
     }
 }
 
@@ -609,6 +647,26 @@ fn sw_iface(node: Node) -> String {
 }
 
 /// The routing table (and rule priority) of UE address `k` at `sw`.
+/// The `k`-th UE address: the first 253 on the UE link (10.77.1.2 …),
+/// further IPv4 ones in 10.78.0.0/16 (10.78.0.1 …, routed through the UE
+/// link); IPv6 ones all on the UE link's /64.
+fn ue_host(k: usize, family: Family) -> IpAddr {
+    match family {
+        Family::V4 if k < ON_LINK_UE_ADDRS => link_addr(Node::Ue, family, k as u8 + 2),
+        Family::V4 => {
+            let m = k - ON_LINK_UE_ADDRS;
+            let o = UE_ROUTED_V4.0.octets();
+            IpAddr::V4(Ipv4Addr::new(
+                o[0],
+                o[1],
+                (m / 254) as u8,
+                (m % 254) as u8 + 1,
+            ))
+        }
+        Family::V6 => IpAddr::V6(Ipv6Addr::new(0xfd00, 0x77, 1, 0, 0, 0, 0, k as u16 + 2)),
+    }
+}
+
 fn ue_table(k: usize) -> u32 {
     UE_TABLE_BASE + u32::try_from(k).unwrap_or(u32::MAX - UE_TABLE_BASE)
 }

@@ -240,7 +240,7 @@ fn impossible_options_are_refused() {
             ..TestbedOptions::default()
         },
         TestbedOptions {
-            ue_addrs: 1000,
+            ue_addrs: 5000,
             ..TestbedOptions::default()
         },
         TestbedOptions {
@@ -254,4 +254,47 @@ fn impossible_options_are_refused() {
             "{opts:?}: {err}"
         );
     }
+}
+
+#[test]
+fn a_thousand_ue_addresses_beyond_the_ue_link_are_routed_and_switchable() {
+    if !root_or_skip() {
+        return;
+    }
+    let tb = Testbed::new(TestbedOptions {
+        enbcs: 2,
+        ue_addrs: 1000,
+        ..TestbedOptions::default()
+    })
+    .unwrap();
+    let service = SocketAddr::new(tb.service_addr(Family::V4), 7300);
+    name_server(&tb, Node::Enbc1, service);
+    name_server(&tb, Node::Enbc2, service);
+    let on_link = tb.ue_addr(252, Family::V4);
+    let routed = tb.ue_addr(999, Family::V4);
+    assert_eq!(on_link.to_string(), "10.77.1.254");
+    assert_eq!(routed.to_string(), "10.78.2.239");
+    // every address is distinct
+    let all: std::collections::HashSet<IpAddr> =
+        (0..1000).map(|k| tb.ue_addr(k, Family::V4)).collect();
+    assert_eq!(all.len(), 1000);
+    assert_eq!(ask_from(&tb, routed, service), "enbc1");
+    assert_eq!(ask_from(&tb, on_link, service), "enbc1");
+    tb.switch_ue_to(999, Node::Enbc2).unwrap();
+    assert_eq!(
+        ask_from(&tb, routed, service),
+        "enbc2",
+        "the routed UE moved"
+    );
+    assert_eq!(
+        ask_from(&tb, on_link, service),
+        "enbc1",
+        "the others stayed"
+    );
+    tb.switch_to(Node::Enbc2).unwrap();
+    assert_eq!(ask_from(&tb, on_link, service), "enbc2");
+    // IPv6 of a high index too
+    let v6 = SocketAddr::new(tb.service_addr(Family::V6), 7301);
+    name_server(&tb, Node::Enbc2, v6);
+    assert_eq!(ask_from(&tb, tb.ue_addr(999, Family::V6), v6), "enbc2");
 }
