@@ -34,6 +34,9 @@ pub enum Command {
     Status(StatusArgs),
     /// Show an agent's recent migrations with their phase timings.
     History(HistoryArgs),
+    // No doc comments on these two: clap would replace the structs' own help.
+    Replay(edgemob_simulator_glue::cli::ReplayArgs),
+    Trace(edgemob_simulator_glue::cli::TraceArgs),
 }
 
 #[derive(Debug, Args)]
@@ -249,6 +252,7 @@ fn record_json(id: u64, rec: Option<&pb::MigrationRecord>) -> serde_json::Value 
             "total": p.total_ns,
         },
         "context_bytes": r.context_bytes,
+        "app_context_bytes": r.app_context_bytes,
         "connections": r.connections,
         "started_unix_ns": r.started_unix_ns,
     })

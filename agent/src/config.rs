@@ -58,12 +58,18 @@ pub struct MigrationConfig {
     /// round trip per handover; if the target refuses, the services simply
     /// resume (they get a rolled-back event).
     pub overlap_export: bool,
+    /// Outgoing migrations run at most this many at a time; the rest wait
+    /// their turn (the wait is recorded as `queued_ns`). A burst of
+    /// handovers then costs each UE its own migration time plus its place
+    /// in the queue, instead of every UE sharing the CPU with every other.
+    pub max_concurrent: usize,
 }
 
 impl Default for MigrationConfig {
     fn default() -> Self {
         MigrationConfig {
             overlap_export: true,
+            max_concurrent: 16,
         }
     }
 }
@@ -167,6 +173,9 @@ pub struct HistoryConfig {
     pub keep: usize,
     /// Append every record as one JSON line to this file.
     pub jsonl: Option<PathBuf>,
+    /// Keep the CRIU-format image files (`crit decode` reads them) of every
+    /// connection this eNBC moved away, in `<images>/<migration id>/`.
+    pub images: Option<PathBuf>,
 }
 
 impl Default for HistoryConfig {
@@ -174,6 +183,7 @@ impl Default for HistoryConfig {
         HistoryConfig {
             keep: 100_000,
             jsonl: None,
+            images: None,
         }
     }
 }
@@ -279,6 +289,12 @@ impl Config {
                     return Err(bad(f("cells"), format!("cell {c} is also served by {o}")));
                 }
             }
+        }
+        if self.migration.max_concurrent == 0 {
+            return Err(bad(
+                "migration.max_concurrent".into(),
+                "must be at least 1".into(),
+            ));
         }
         let t = &self.timers;
         for (name, v) in [

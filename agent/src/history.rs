@@ -33,6 +33,9 @@ pub struct Phases {
     pub socket_data_ns: u64,
     pub cxtp_ns: u64,
     pub total_ns: u64,
+    /// Wait for a migration slot before the migration started.
+    #[serde(default)]
+    pub queued_ns: u64,
 }
 
 pub fn ns(d: Duration) -> u64 {
@@ -51,6 +54,9 @@ pub struct Record {
     pub reason: String,
     pub phases: Phases,
     pub context_bytes: u64,
+    /// Of `context_bytes`, the services' application contexts.
+    #[serde(default)]
+    pub app_context_bytes: u64,
     pub connections: u32,
     pub started_unix_ns: i64,
 }
@@ -75,10 +81,12 @@ impl From<&Record> for pb::MigrationRecord {
                 socket_data_ns: r.phases.socket_data_ns,
                 cxtp_ns: r.phases.cxtp_ns,
                 total_ns: r.phases.total_ns,
+                queued_ns: r.phases.queued_ns,
             }),
             context_bytes: r.context_bytes,
             connections: r.connections,
             started_unix_ns: r.started_unix_ns,
+            app_context_bytes: r.app_context_bytes,
         }
     }
 }

@@ -19,6 +19,13 @@ fn main() {
             Command::Complete(a) => cli::run_complete(a).await,
             Command::Status(a) => cli::run_status(a).await,
             Command::History(a) => cli::run_history(a).await,
+            Command::Replay(a) => edgemob_simulator_glue::cli::run_replay(a)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Command::Trace(a) => {
+                edgemob_simulator_glue::cli::run_trace(a).map_err(|e| e.to_string())
+            }
         }
     });
     if let Err(e) = result {

@@ -68,6 +68,8 @@ pub struct Node {
     pub switched_early: Mutex<HashMap<String, Instant>>,
     /// Sources keeping a moved UE's drop rules, by UE: firing ends it early.
     pub lingering: Mutex<HashMap<String, oneshot::Sender<()>>>,
+    /// Outgoing migrations allowed to run at once.
+    pub migration_slots: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for Node {
@@ -156,6 +158,7 @@ impl Node {
         };
 
         let cxtp = CxtpLinks::new(&cfg, Arc::clone(&metrics));
+        let cfg_max_concurrent = cfg.migration.max_concurrent;
         let node = Arc::new(Node {
             id: mihf_id(&cfg.mihf_id),
             cfg,
@@ -171,6 +174,7 @@ impl Node {
             arriving: Mutex::new(HashMap::new()),
             switched_early: Mutex::new(HashMap::new()),
             lingering: Mutex::new(HashMap::new()),
+            migration_slots: tokio::sync::Semaphore::new(cfg_max_concurrent),
         });
 
         let weak = Arc::downgrade(&node);

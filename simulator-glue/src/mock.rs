@@ -200,6 +200,7 @@ impl Operator for MockAgent {
                 .entry(name)
                 .or_default()
                 .push(pb::MigrationRecord {
+                    app_context_bytes: 0,
                     migration_id: id,
                     ue: r.ue.clone(),
                     direction: pb::Direction::Out as i32,

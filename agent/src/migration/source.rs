@@ -157,6 +157,8 @@ async fn migrate_out(
     source_cell: u32,
     target_cell: u32,
 ) {
+    let queued = Instant::now();
+    let _slot = node.migration_slots.acquire().await.expect("never closed");
     let t0 = Instant::now();
     let started = unix_now_ns();
     let mut rec = Record {
@@ -170,9 +172,11 @@ async fn migrate_out(
         reason: String::new(),
         phases: Phases::default(),
         context_bytes: 0,
+        app_context_bytes: 0,
         connections: 0,
         started_unix_ns: started,
     };
+    rec.phases.queued_ns = ns(t0 - queued);
 
     // What the UE uses here.
     let (ue_addr, services) = {
@@ -368,6 +372,7 @@ async fn migrate_out(
     }
     contexts[0] = manifest.to_context();
     rec.context_bytes = contexts.iter().map(|c| c.data.len() as u64).sum();
+    rec.app_context_bytes = exports.iter().map(|(_, _, r)| r.context.len() as u64).sum();
     let Some(link) = node.cxtp.peer(&peer).cloned() else {
         rollback(
             &node,
@@ -433,6 +438,27 @@ async fn migrate_out(
     rec.outcome = Outcome::Completed;
     rec.phases.total_ns = ns(t4 - t0);
     node.finish(rec);
+    if let Some(dir) = &node.cfg.history.images {
+        save_images(dir.join(format!("{mig:016x}")), images);
+    }
+}
+
+/// Writes the moved connections' images as CRIU image files, off the hot
+/// path (the migration is over).
+fn save_images(dir: std::path::PathBuf, images: Vec<Vec<u8>>) {
+    tokio::task::spawn_blocking(move || {
+        let decoded: Result<Vec<_>, _> = images
+            .iter()
+            .map(|b| edgemob_session_migrate::TcpStreamImage::decode(b))
+            .collect();
+        let result = decoded.map_err(|e| e.to_string()).and_then(|imgs| {
+            std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+            edgemob_session_migrate::write_criu_images(&dir, &imgs).map_err(|e| e.to_string())
+        });
+        if let Err(e) = result {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot save the connection images");
+        }
+    });
 }
 
 type Exported = Vec<(ServiceHandle, String, ExportReply)>;

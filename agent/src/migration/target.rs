@@ -117,6 +117,7 @@ impl Node {
                 reason: text.clone(),
                 phases: Phases::default(),
                 context_bytes: 0,
+                app_context_bytes: 0,
                 connections: 0,
                 started_unix_ns: unix_now_ns(),
             });
@@ -266,6 +267,11 @@ async fn install(
         reason: String::new(),
         phases: Phases::default(),
         context_bytes: contexts.iter().map(|c| c.data.len() as u64).sum(),
+        app_context_bytes: contexts
+            .iter()
+            .filter(|c| c.fpt != Fpt::TCP_CONNECTION_IMAGE && c.fpt != Fpt::MIGRATION_MANIFEST)
+            .map(|c| c.data.len() as u64)
+            .sum(),
         connections: 0,
         started_unix_ns: unix_now_ns(),
     };
