@@ -36,7 +36,10 @@ pub struct MihfConfig {
     pub request_ack: bool,
     /// Send responses with ACK-Req set and retransmit them until
     /// acknowledged, so a lost response costs a retransmission rather than
-    /// the requester's timeout.
+    /// the requester's timeout. Not needed, and not done, when the response
+    /// carries the request's ACK (piggybacked): a requester that asked for
+    /// an ACK retransmits its request until it gets one, and the duplicate
+    /// is answered from the cache.
     pub response_ack: bool,
     /// Time between retransmissions of an unacknowledged request.
     pub retransmit_interval: Duration,
@@ -327,16 +330,18 @@ impl Mihf {
         }
         let mut frame = Frame::message(self.config.id.clone(), peer.clone(), tid, message);
         // Piggyback the owed ACK on the response (IEEE 802.21 §8.2.4).
+        let piggybacked = r.ack_owed;
+        let ack_req = self.config.response_ack && !piggybacked;
         frame.flags = Flags {
-            ack_rsp: r.ack_owed,
-            ack_req: self.config.response_ack,
+            ack_rsp: piggybacked,
+            ack_req,
             ..Flags::default()
         };
         let bytes = frame.to_vec()?;
         r.ack_owed = false;
         r.response = Some(bytes.clone());
         r.expires = now + self.config.answered_ttl;
-        if self.config.response_ack {
+        if ack_req {
             let at = now + self.config.retransmit_interval;
             r.retransmit_at = Some(at);
             self.timers

@@ -57,12 +57,17 @@ fn indication_then_response_gives_a_confirm_with_a_piggybacked_ack() {
     assert_eq!(rsp.len(), 1, "ACK piggybacked, no separate ACK frame");
     let f = Frame::decode(&rsp[0]).unwrap();
     assert!(f.flags.ack_rsp);
+    assert!(
+        !f.flags.ack_req,
+        "a response carrying the ACK asks for none: a lost one is recovered by the request's retransmission"
+    );
     assert_eq!(f.mid(), Mid(0x3809));
     a.handle_datagram(&rsp[0], t0).unwrap();
     assert!(matches!(
         &events(&mut a)[..],
         [Event::Confirm { message: Message::N2nHoCommitConfirm(r), tid: x, .. }] if r.status.is_success() && *x == tid
     ));
+    assert!(drain(&mut a).is_empty(), "two frames per transaction");
     assert_eq!(a.pending_requests(), 0);
     assert_eq!(a.poll_timeout(), None);
 }
