@@ -46,6 +46,9 @@ struct Args {
     /// about 75 KB).
     #[arg(long, default_value_t = 0)]
     context_bytes: usize,
+    /// Take events over gRPC WatchEvents instead of the service link.
+    #[arg(long)]
+    grpc_events: bool,
 }
 
 /// The octet at `offset` of the download: position-dependent, so a lost,
@@ -117,7 +120,11 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let service = agent
         .register_service(&args.name, &[SERVICE_CONTEXT])
         .await?;
-    let mut events = service.events().await?;
+    let mut events = if args.grpc_events {
+        service.events_over_grpc().await?
+    } else {
+        service.events().await?
+    };
     let listener = TcpListener::bind(args.listen).await?;
     println!("ready");
     let sessions = Arc::new(Mutex::new(Sessions::default()));

@@ -145,6 +145,7 @@ pub async fn run_agent(a: AgentArgs) -> CliResult {
     tracing::info!("shutting down");
     let _ = std::fs::remove_file(&api);
     let _ = std::fs::remove_file(edgemob_paas_api::descriptor_channel_path(&api));
+    let _ = std::fs::remove_file(edgemob_paas_api::link_path(&api));
     Ok(())
 }
 

@@ -3,6 +3,7 @@ use edgemob_agent::cli::{self, Cli, Command};
 
 fn main() {
     let cli = Cli::parse();
+    edgemob_sdk::keep_freed_memory();
     // One thread runs the agent: every hop of a migration (MIH, CXTP, the
     // services' gRPC calls) is a task wake-up on the same thread instead of
     // a hand-off between workers, which is what keeps a migration near a

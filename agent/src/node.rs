@@ -135,10 +135,14 @@ impl Node {
         let _ = std::fs::remove_file(&api_path);
         let api_listener = UnixListener::bind(&api_path)
             .map_err(listen_err("API", api_path.display().to_string()))?;
-        {
+        let link_path = edgemob_paas_api::link_path(&api_path);
+        let _ = std::fs::remove_file(&link_path);
+        let link_listener = UnixListener::bind(&link_path)
+            .map_err(listen_err("service link", link_path.display().to_string()))?;
+        for (what, path) in [("API", &api_path), ("service link", &link_path)] {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&api_path, std::fs::Permissions::from_mode(cfg.api_mode()))
-                .map_err(listen_err("API", api_path.display().to_string()))?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(cfg.api_mode()))
+                .map_err(listen_err(what, path.display().to_string()))?;
         }
         let metrics_listener = match cfg.listen.metrics {
             Some(a) => Some(
@@ -205,6 +209,10 @@ impl Node {
             }
         }));
         tokio::spawn(crate::api::serve_unix(Arc::clone(&node), api_listener));
+        tokio::spawn(crate::api::serve_link(
+            crate::api::ServiceApi(Arc::clone(&node)),
+            link_listener,
+        ));
         let operator = match operator_listener {
             Some(l) => {
                 let a = l.local_addr().ok();

@@ -117,6 +117,52 @@ async fn the_ue_can_move_back_again() {
     assert_eq!(client.finish().downloaded, c.opts.download);
 }
 
+/// Services that take their events over gRPC WatchEvents (and answer with
+/// the gRPC calls) move just the same as over the service link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_on_grpc_events_move_there_and_back() {
+    if skip_unless_root() {
+        return;
+    }
+    let c = Cluster::start(Opts {
+        service_flags: vec!["--grpc-events".into()],
+        context_bytes: 75_000,
+        ..Opts::default()
+    })
+    .await;
+    let client = c.client(None);
+    let ue = client.ue();
+    client.wait_for(c.opts.download / 5).await;
+    let out = c.handover(&ue).await;
+    completed(&out);
+    assert!(out.context_bytes > 75_000, "the 75 KB context travelled");
+    c.switch_and_complete(std::slice::from_ref(&ue)).await;
+    client.wait_for(c.opts.download / 2).await;
+    let back = c
+        .operator(1)
+        .await
+        .trigger_handover(pb::TriggerHandoverRequest {
+            ue: ue.clone(),
+            source_cell: 2,
+            target_cell: 1,
+            wait: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    completed(back.record.as_ref().unwrap());
+    c.tb.switch_to(edgemob_testbed::Node::Enbc1).unwrap();
+    c.operator(0)
+        .await
+        .complete_handover(pb::CompleteHandoverRequest {
+            ue: ue.clone(),
+            cell: 1,
+        })
+        .await
+        .unwrap();
+    assert_eq!(client.finish().downloaded, c.opts.download);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_without_the_service_refuses_and_nothing_moves() {
     if skip_unless_root() {

@@ -76,3 +76,86 @@ async fn garbage_on_the_mih_and_cxtp_ports_is_counted_and_ignored() {
     c.switch_and_complete(std::slice::from_ref(&ue)).await;
     assert_eq!(client.finish().downloaded, c.opts.download);
 }
+
+/// A local process that speaks nonsense on the service link loses only its
+/// own connection; registered services keep moving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nonsense_on_the_service_link_is_refused_and_counted() {
+    if skip_unless_root() {
+        return;
+    }
+    use edgemob_paas_api::link::{Decoder, encode};
+    use pb::link_frame::Frame;
+    use std::io::Read;
+    use std::os::unix::net::UnixStream;
+
+    let c = Cluster::start(Opts::default()).await;
+    let path = edgemob_paas_api::link_path(std::path::Path::new(&c.api(1)));
+    let answer = |mut s: UnixStream| -> Option<pb::LinkResult> {
+        s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let mut d = Decoder::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(f) = d.next_frame().unwrap() {
+                let Some(Frame::Result(r)) = f.frame else {
+                    panic!("{f:?}")
+                };
+                return Some(r);
+            }
+            match s.read(&mut buf).unwrap() {
+                0 => return None,
+                n => d.extend(&buf[..n]),
+            }
+        }
+    };
+
+    // A length beyond any frame: the link is out of step and closed.
+    let mut s = UnixStream::connect(&path).unwrap();
+    s.write_all(&[0xFF, 0xFF, 0xFF, 0xFF, 1, 2, 3]).unwrap();
+    assert_eq!(answer(s), None, "closed without an answer");
+
+    // A call before attaching.
+    let mut s = UnixStream::connect(&path).unwrap();
+    let call = pb::LinkFrame {
+        frame: Some(Frame::Call(pb::LinkCall {
+            id: 1,
+            call: Some(pb::link_call::Call::ImportContext(
+                pb::ImportContextRequest::default(),
+            )),
+        })),
+    };
+    s.write_all(&encode(&call)).unwrap();
+    let r = answer(s).expect("an answer");
+    assert_eq!(r.code, tonic::Code::FailedPrecondition as i32, "{r:?}");
+
+    // Attaching to a service that does not exist.
+    let mut s = UnixStream::connect(&path).unwrap();
+    let attach = pb::LinkFrame {
+        frame: Some(Frame::Attach(pb::WatchEventsRequest {
+            service_handle: 0xBAD,
+        })),
+    };
+    s.write_all(&encode(&attach)).unwrap();
+    let r = answer(s).expect("an answer");
+    assert_eq!(r.code, tonic::Code::NotFound as i32, "{r:?}");
+
+    let m = c.metrics(1);
+    for reason in ["malformed", "not_attached"] {
+        assert!(
+            m.contains(&format!(
+                r#"edgemob_peer_frames_dropped_total{{protocol="service_link",reason="{reason}"}} 1"#
+            )),
+            "{m}"
+        );
+    }
+
+    // The registered services still move.
+    let client = c.client(None);
+    let ue = client.ue();
+    client.wait_for(c.opts.download / 4).await;
+    let rec = c.handover(&ue).await;
+    assert_eq!(rec.outcome, pb::Outcome::Completed as i32, "{}", rec.reason);
+    c.switch_and_complete(std::slice::from_ref(&ue)).await;
+    assert_eq!(client.finish().downloaded, c.opts.download);
+}

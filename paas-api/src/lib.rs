@@ -11,8 +11,13 @@
 //! `SOCK_SEQPACKET` Unix socket beside the API socket. Services stay
 //! unprivileged: only the agent holds `CAP_NET_ADMIN` and touches
 //! `TCP_REPAIR`.
+//!
+//! The calls and events a migration waits on also travel on the *service
+//! link* ([`link`]): the same protobuf messages, length-prefixed on a Unix
+//! stream socket, without the cost of HTTP/2 on the hot path.
 
 pub mod fdchannel;
+pub mod link;
 
 /// Generated messages and clients/servers of package `edgemob.v1`.
 #[allow(clippy::all, missing_debug_implementations)]
@@ -21,3 +26,4 @@ pub mod v1 {
 }
 
 pub use fdchannel::descriptor_channel_path;
+pub use link::link_path;

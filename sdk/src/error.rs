@@ -21,6 +21,8 @@ pub enum Error {
     Cancelled { ue: String },
     #[error("the agent's descriptor channel closed")]
     ChannelClosed,
+    #[error("the agent closed the service link")]
+    LinkClosed,
     #[error("the agent sent an unexpected descriptor-channel message: {0}")]
     Protocol(String),
 }

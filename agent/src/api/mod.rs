@@ -1,9 +1,11 @@
 //! Serving the APIs: both gRPC services on the agent's Unix socket, the
 //! Operator service on TCP when configured, and Prometheus metrics.
 
+mod link;
 mod operator;
 mod service;
 
+pub use link::serve_link;
 pub use operator::OperatorApi;
 pub use service::{MAX_CONTEXT, ServiceApi};
 

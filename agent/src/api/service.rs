@@ -11,6 +11,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
@@ -47,6 +48,86 @@ fn tcp_addresses(fd: &OwnedFd) -> Result<(SocketAddr, SocketAddr), String> {
 
 fn handle_err(h: u64) -> Status {
     Status::not_found(format!("no service registered with handle {h}"))
+}
+
+/// The calls a migration waits on, shared by gRPC and the service link.
+impl ServiceApi {
+    /// ExportContext: a service answers ExportRequested.
+    pub fn export(&self, r: pb::ExportContextRequest) -> Result<(), Status> {
+        tracing::trace!(migration = r.migration_id, "ExportContext");
+        if r.context.len() > MAX_CONTEXT {
+            return Err(Status::invalid_argument(format!(
+                "context of {} octets exceeds the {MAX_CONTEXT}-octet limit",
+                r.context.len()
+            )));
+        }
+        let mut reg = self.0.reg.lock().expect("not poisoned");
+        let svc = reg
+            .services
+            .get(&r.service_handle)
+            .ok_or_else(|| handle_err(r.service_handle))?;
+        let fpt = if r.fpt == 0 {
+            svc.fpts[0]
+        } else {
+            match svc.fpts.iter().find(|f| u32::from(f.code()) == r.fpt) {
+                Some(f) => *f,
+                None => {
+                    return Err(Status::invalid_argument(format!(
+                        "FPT {:#x} was not registered by service {}",
+                        r.fpt, svc.name
+                    )));
+                }
+            }
+        };
+        let tx = reg
+            .exports
+            .remove(&(r.migration_id, r.service_handle))
+            .ok_or_else(|| {
+                Status::not_found(format!(
+                    "no export of UE {} is pending for migration {:#x} (too late?)",
+                    r.ue, r.migration_id
+                ))
+            })?;
+        let _ = tx.send(ExportReply {
+            context: r.context,
+            fpt: u32::from(fpt.code()),
+            error: r.error,
+        });
+        Ok(())
+    }
+
+    /// ImportContext: a service answers ContextArrived.
+    pub fn import(&self, r: pb::ImportContextRequest) -> Result<(), Status> {
+        tracing::trace!(migration = r.migration_id, "ImportContext");
+        let tx = self
+            .0
+            .reg
+            .lock()
+            .expect("not poisoned")
+            .imports
+            .remove(&(r.migration_id, r.service_handle))
+            .ok_or_else(|| {
+                Status::not_found(format!(
+                    "no import of UE {} is pending for migration {:#x} (too late?)",
+                    r.ue, r.migration_id
+                ))
+            })?;
+        let _ = tx.send(ImportReply {
+            success: r.success,
+            error: r.error,
+        });
+        Ok(())
+    }
+
+    /// Hands a service's event queue to its one watcher (WatchEvents or
+    /// the service link).
+    pub fn take_events(&self, h: u64) -> Result<mpsc::Receiver<pb::ServiceEvent>, Status> {
+        let mut reg = self.0.reg.lock().expect("not poisoned");
+        let s = reg.services.get_mut(&h).ok_or_else(|| handle_err(h))?;
+        s.events_rx.take().ok_or_else(|| {
+            Status::failed_precondition("this service's events are already being watched")
+        })
+    }
 }
 
 #[tonic::async_trait]
@@ -234,45 +315,7 @@ impl ServiceMobility for ServiceApi {
         &self,
         req: Request<pb::ExportContextRequest>,
     ) -> Result<Response<pb::ExportContextResponse>, Status> {
-        let r = req.into_inner();
-        if r.context.len() > MAX_CONTEXT {
-            return Err(Status::invalid_argument(format!(
-                "context of {} octets exceeds the {MAX_CONTEXT}-octet limit",
-                r.context.len()
-            )));
-        }
-        let mut reg = self.0.reg.lock().expect("not poisoned");
-        let svc = reg
-            .services
-            .get(&r.service_handle)
-            .ok_or_else(|| handle_err(r.service_handle))?;
-        let fpt = if r.fpt == 0 {
-            svc.fpts[0]
-        } else {
-            match svc.fpts.iter().find(|f| u32::from(f.code()) == r.fpt) {
-                Some(f) => *f,
-                None => {
-                    return Err(Status::invalid_argument(format!(
-                        "FPT {:#x} was not registered by service {}",
-                        r.fpt, svc.name
-                    )));
-                }
-            }
-        };
-        let tx = reg
-            .exports
-            .remove(&(r.migration_id, r.service_handle))
-            .ok_or_else(|| {
-                Status::not_found(format!(
-                    "no export of UE {} is pending for migration {:#x} (too late?)",
-                    r.ue, r.migration_id
-                ))
-            })?;
-        let _ = tx.send(ExportReply {
-            context: r.context,
-            fpt: u32::from(fpt.code()),
-            error: r.error,
-        });
+        self.export(req.into_inner())?;
         Ok(Response::new(pb::ExportContextResponse {}))
     }
 
@@ -280,24 +323,7 @@ impl ServiceMobility for ServiceApi {
         &self,
         req: Request<pb::ImportContextRequest>,
     ) -> Result<Response<pb::ImportContextResponse>, Status> {
-        let r = req.into_inner();
-        let tx = self
-            .0
-            .reg
-            .lock()
-            .expect("not poisoned")
-            .imports
-            .remove(&(r.migration_id, r.service_handle))
-            .ok_or_else(|| {
-                Status::not_found(format!(
-                    "no import of UE {} is pending for migration {:#x} (too late?)",
-                    r.ue, r.migration_id
-                ))
-            })?;
-        let _ = tx.send(ImportReply {
-            success: r.success,
-            error: r.error,
-        });
+        self.import(req.into_inner())?;
         Ok(Response::new(pb::ImportContextResponse {}))
     }
 
@@ -307,14 +333,7 @@ impl ServiceMobility for ServiceApi {
         &self,
         req: Request<pb::WatchEventsRequest>,
     ) -> Result<Response<Self::WatchEventsStream>, Status> {
-        let h = req.into_inner().service_handle;
-        let rx = {
-            let mut reg = self.0.reg.lock().expect("not poisoned");
-            let s = reg.services.get_mut(&h).ok_or_else(|| handle_err(h))?;
-            s.events_rx.take().ok_or_else(|| {
-                Status::failed_precondition("this service's events are already being watched")
-            })?
-        };
+        let rx = self.take_events(req.into_inner().service_handle)?;
         let stream =
             tokio_stream::StreamExt::map(tokio_stream::wrappers::ReceiverStream::new(rx), Ok);
         Ok(Response::new(Box::pin(stream)))

@@ -41,6 +41,8 @@ pub struct Opts {
     pub service_on_target: bool,
     /// Extra toy-service flags on enbc2.
     pub target_service_flags: Vec<String>,
+    /// Extra toy-service flags on both eNBCs.
+    pub service_flags: Vec<String>,
     pub download: u64,
     pub upload: u64,
     pub rate: u64,
@@ -57,6 +59,7 @@ impl Default for Opts {
         Opts {
             service_on_target: true,
             target_service_flags: Vec::new(),
+            service_flags: Vec::new(),
             download: 8 << 20,
             upload: 2 << 20,
             rate: 4_000_000,
@@ -230,6 +233,7 @@ jsonl = "{dir}/enbc{n}.jsonl"
             .args(["--upload", &self.opts.upload.to_string()])
             .args(["--rate", &self.opts.rate.to_string()])
             .args(["--context-bytes", &self.opts.context_bytes.to_string()])
+            .args(&self.opts.service_flags)
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(self.dir.join(format!("service{}.log", i + 1))).unwrap());
