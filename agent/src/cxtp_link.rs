@@ -68,18 +68,48 @@ fn endpoint_config(cfg: &Config) -> CxtpConfig {
 
 /// Writes queued frames to a connection until it closes.
 async fn writer(mut half: OwnedWriteHalf, mut rx: mpsc::UnboundedReceiver<Bytes>) {
+    let mut batch = std::collections::VecDeque::new();
     while let Some(first) = rx.recv().await {
-        // Gather what is queued so a multi-CTD transfer leaves in few writes.
-        let mut batch = vec![first];
+        // Gather what is queued: a context larger than one CTD (64 KiB)
+        // leaves in one system call, so the peer wakes once for it.
+        batch.push_back(first);
         while let Ok(more) = rx.try_recv() {
-            batch.push(more);
+            batch.push_back(more);
         }
-        for b in batch {
-            if half.write_all(&b).await.is_err() {
-                return;
+        if write_batch(&mut half, &mut batch).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Writes every frame of `batch` with as few `writev`s as the socket allows.
+async fn write_batch(
+    half: &mut OwnedWriteHalf,
+    batch: &mut std::collections::VecDeque<Bytes>,
+) -> std::io::Result<()> {
+    use bytes::Buf;
+    while !batch.is_empty() {
+        let slices: Vec<std::io::IoSlice<'_>> = batch
+            .iter()
+            .take(64)
+            .map(|b| std::io::IoSlice::new(b))
+            .collect();
+        let mut n = half.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while n > 0 {
+            let front = batch.front_mut().expect("written octets were queued");
+            if n >= front.len() {
+                n -= front.len();
+                batch.pop_front();
+            } else {
+                front.advance(n);
+                n = 0;
             }
         }
     }
+    Ok(())
 }
 
 fn flush(ep: &mut Endpoint, tx: &mpsc::UnboundedSender<Bytes>) {

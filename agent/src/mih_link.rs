@@ -170,6 +170,7 @@ impl MihLink {
                     let _ = tx.send(t.payload);
                 }
                 _ => {
+                    tracing::trace!(octets = t.payload.len(), "MIH frame sent");
                     if let Err(e) = self.udp.try_send_to(&t.payload, peer.addr) {
                         // A full socket buffer: the MIHF's retransmission
                         // timer recovers, as from any lost datagram.
@@ -203,18 +204,23 @@ impl MihLink {
     }
 
     fn on_frame(&self, buf: &[u8], from: IpAddr) {
+        tracing::trace!(%from, octets = buf.len(), "MIH frame");
         if self.authenticate(buf, from).is_none() {
             return;
         }
-        let (out, events) = {
+        let events = {
             let mut st = self.state.lock().expect("not poisoned");
             // Decoded once already, so this cannot fail on format; it may
             // still be misaddressed, which the MIHF counts.
             let _ = st.mihf.handle_datagram(buf, Instant::now());
-            (drain(&mut st.mihf), self.collect_events(&mut st))
+            self.collect_events(&mut st)
         };
-        self.send_all(out);
+        // Indications are answered right here (admission takes
+        // microseconds), so the response carries the request's ACK: one
+        // datagram each way instead of two.
         self.dispatch(events);
+        let out = drain(&mut self.state.lock().expect("not poisoned").mihf);
+        self.send_all(out);
     }
 
     fn collect_events(&self, st: &mut State) -> Vec<Indication> {

@@ -230,18 +230,21 @@ async fn migrate_out(
     // decides (speculative export, `overlap_export`). Each phase keeps its
     // own duration; a refusal merely resumes the services.
     let overlap = node.cfg.migration.overlap_export;
+    tracing::trace!("commit request");
     let commit = async {
         let r = node
             .mih
             .request(&mihf_id(&peer), request)
             .instrument(tracing::info_span!("mih_commit"))
             .await;
+        tracing::trace!("commit confirmed");
         (r, Instant::now())
     };
     let export = async {
         let r = export_contexts(&node, mig, &ue, target_cell, &services)
             .instrument(tracing::info_span!("app_data"))
             .await;
+        tracing::trace!("contexts exported");
         (r, Instant::now())
     };
     tokio::pin!(commit, export);
@@ -323,6 +326,7 @@ async fn migrate_out(
     let span = tracing::info_span!("socket_data");
     let frozen = span.in_scope(|| freeze_connections(&node, &ue));
     let t3 = Instant::now();
+    tracing::trace!("sockets frozen");
     rec.phases.socket_data_ns = ns(t3 - t2);
     let (frozen, images, tuples) = match frozen {
         Ok(f) => f,
@@ -392,6 +396,7 @@ async fn migrate_out(
         .instrument(tracing::info_span!("cxtp"))
         .await;
     let t4 = Instant::now();
+    tracing::trace!("CTDR received");
     rec.phases.cxtp_ns = ns(t4 - t3);
     let failure = match result {
         Ok(TransferOutcome::Acked { all_ok: true, .. }) => None,

@@ -410,6 +410,11 @@ async fn install(
         }
     };
 
+    tracing::trace!("contexts announced");
+    // Let the event go out now (the stream that carries it is another task
+    // on this thread), so the service works on it while we restore.
+    tokio::task::yield_now().await;
+
     // Lock, then rebuild the sockets in repair mode.
     let tuples: Vec<FourTuple> = images.iter().map(|i| i.tuple).collect();
     let restored = match lock_and_restore(&node, &images, &tuples) {
@@ -434,6 +439,7 @@ async fn install(
         }
     };
     rec.phases.socket_data_ns = ns(t1.elapsed());
+    tracing::trace!("sockets restored");
     if let Err((fpt, reason)) = await_imports(&node, mig, &incoming, waits).await {
         abandon(
             &node, &ue, &incoming, restored, &tuples, &handles, mig, &reason,
@@ -454,6 +460,7 @@ async fn install(
         return;
     }
     rec.phases.app_data_ns = ns(t1.elapsed());
+    tracing::trace!("contexts imported");
 
     // Installed: tell the source.
     reply.reply(mn, statuses(&contexts, |_| Status::SUCCESS));
