@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs, idempotently, every system package edgemob's tests and demo use.
 # Safe to run again: it only installs what is missing.
+#   --demo   only what `edgemob demo` needs (iproute2, curl, tcpdump)
 set -euo pipefail
+demo_only=0
+[ "${1:-}" = "--demo" ] && demo_only=1
 
 need_root() {
   if [ "$(id -u)" -ne 0 ]; then
@@ -21,6 +24,10 @@ declare -A PKG=(
   [curl]=curl              # the unmodified client
 )
 
+if [ "$demo_only" = 1 ]; then
+  for cmd in tshark text2pcap crit nft; do unset "PKG[$cmd]"; done
+fi
+
 missing=()
 for cmd in "${!PKG[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${PKG[$cmd]}")
@@ -34,4 +41,6 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-bash "$(dirname "$0")/install-ns3.sh"   # ns-3 3.44 Python bindings + the edgemob_ns3 bridge (simulator-glue)
+if [ "$demo_only" = 0 ]; then
+  bash "$(dirname "$0")/install-ns3.sh"   # ns-3 3.44 Python bindings + the edgemob_ns3 bridge (simulator-glue)
+fi

@@ -37,6 +37,13 @@ pub enum Command {
     // No doc comments on these two: clap would replace the structs' own help.
     Replay(edgemob_simulator_glue::cli::ReplayArgs),
     Trace(edgemob_simulator_glue::cli::TraceArgs),
+    /// Reproduce the paper's experiment: a video download handed over between
+    /// two eNBCs in network namespaces, N times, with Table I, Fig. 11 and
+    /// Fig. 12 (needs root).
+    Demo(edgemob_eval::cli::DemoArgs),
+    /// Hand 1, 10, 100, 1,000 UEs over in one burst each and report per-UE
+    /// times and migrations per second (needs root).
+    Scale(edgemob_eval::cli::ScaleArgs),
 }
 
 #[derive(Debug, Args)]

@@ -27,6 +27,17 @@ fn main() {
             Command::Trace(a) => {
                 edgemob_simulator_glue::cli::run_trace(a).map_err(|e| e.to_string())
             }
+            Command::Demo(a) => edgemob_eval::cli::run_demo(a).await.and_then(|ok| {
+                ok.then_some(()).ok_or_else(|| {
+                    "some runs were not completed, byte-exact and RST-free (see the table)"
+                        .to_string()
+                })
+            }),
+            Command::Scale(a) => edgemob_eval::cli::run_scale(a).await.and_then(|ok| {
+                ok.then_some(()).ok_or_else(|| {
+                    "some UEs did not migrate or their downloads were not exact".to_string()
+                })
+            }),
         }
     });
     if let Err(e) = result {

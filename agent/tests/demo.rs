@@ -1,0 +1,202 @@
+//! `edgemob demo` and `edgemob scale` as a user runs them: the real binary,
+//! the real video server, namespaces, curl. Asserts what a user reads in the
+//! outputs: every run byte-exact and RST-free, the report's fields, the
+//! plots, and nothing left behind.
+//!
+//! Needs root and the video server binary, which `cargo test --workspace`
+//! builds next to `edgemob`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn edgemob() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_edgemob"))
+}
+
+/// The video server built by this workspace, next to `edgemob`.
+fn video_server() -> PathBuf {
+    let p = edgemob().with_file_name("edgemob-video-server");
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo build -p edgemob-video-server` (cargo test --workspace builds it)",
+        p.display()
+    );
+    p
+}
+
+fn root() -> bool {
+    if edgemob_testbed::is_root() {
+        return true;
+    }
+    eprintln!("skipped: needs root for network namespaces (CI runs as root)");
+    false
+}
+
+/// Namespaces a process with this pid created (`em<pid>x<n>-<node>`).
+fn namespaces_of(pid: u32) -> Vec<String> {
+    let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with(&format!("em{pid}x")))
+        .map(str::to_string)
+        .collect()
+}
+
+fn run(args: &[&str]) -> (std::process::ExitStatus, String, u32) {
+    let child = Command::new(edgemob())
+        .args(args)
+        .env("EDGEMOB_VIDEO_SERVER", video_server())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status, text, pid)
+}
+
+fn is_png(p: &Path) {
+    let bytes = std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    assert!(
+        bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.len() > 2000,
+        "{} is not a drawn PNG",
+        p.display()
+    );
+}
+
+#[test]
+fn demo_reports_byte_exact_rst_free_runs_and_cleans_up() {
+    if !root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let (status, text, pid) = run(&[
+        "demo",
+        "--runs",
+        "3",
+        "--size",
+        "3Mi",
+        "--bitrate",
+        "20M",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(status.success(), "edgemob demo failed:\n{text}");
+    // Table I beside the paper's figures.
+    for row in [
+        "MIH HO commit transaction",
+        "Retrieving application data",
+        "Retrieving sockets data",
+        "CXTP transaction",
+        "Total",
+        "11.5",
+    ] {
+        assert!(text.contains(row), "no {row:?} in the table:\n{text}");
+    }
+
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["runs"], 3, "{report}");
+    assert_eq!(report["runs_ok"], 3, "{report}");
+    assert_eq!(report["bytes_verified"], true, "{report}");
+    assert_eq!(report["rst_seen"], 0, "{report}");
+    for phase in ["mih_commit", "app_data", "socket_data", "cxtp", "total"] {
+        for stat in ["mean", "std", "p50", "p99"] {
+            let v = report["phases_ms"][phase][stat].as_f64();
+            assert!(
+                v.is_some_and(|v| v.is_finite() && v >= 0.0),
+                "phases_ms.{phase}.{stat} = {v:?}"
+            );
+        }
+        assert!(report["phases_ms"][phase]["p50"].as_f64().unwrap() > 0.0);
+    }
+    // The service's 75 KB context plus the socket image.
+    let ctx = report["context_bytes"]["mean"].as_f64().unwrap();
+    assert!((75_000.0..200_000.0).contains(&ctx), "context {ctx}");
+    assert!(report["client_stall_ms"]["max"].as_f64().unwrap() > 0.0);
+
+    let csv = std::fs::read_to_string(out.join("runs.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 4, "header and three runs:\n{csv}");
+    for png in [
+        "fig11_total_time.png",
+        "fig12_context_size.png",
+        "phases.png",
+    ] {
+        is_png(&out.join(png));
+    }
+    assert!(namespaces_of(pid).is_empty(), "{:?}", namespaces_of(pid));
+    assert!(
+        !out.join("work/content").exists(),
+        "the video copies were left behind"
+    );
+}
+
+#[test]
+fn scale_moves_every_ue_of_each_burst() {
+    if !root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("scale");
+    let (status, text, pid) = run(&[
+        "scale",
+        "--ues",
+        "1,20",
+        "--size",
+        "256Ki",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(status.success(), "edgemob scale failed:\n{text}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("scale.json")).unwrap()).unwrap();
+    let sums = json["summaries"].as_array().unwrap();
+    assert_eq!(sums.len(), 2, "{json}");
+    for (s, n) in sums.iter().zip([1, 20]) {
+        assert_eq!(s["ues"], n, "{s}");
+        assert_eq!(s["migrated"], n, "{s}");
+        assert!(s["total_ms_p99"].as_f64().unwrap() > 0.0, "{s}");
+        assert!(s["migrations_per_s"].as_f64().unwrap() > 0.0, "{s}");
+    }
+    is_png(&out.join("scale.png"));
+    assert!(out.join("scale.csv").exists());
+    assert!(namespaces_of(pid).is_empty(), "{:?}", namespaces_of(pid));
+}
+
+#[test]
+fn demo_without_root_says_what_it_needs() {
+    // As root this checks the other refusal a user meets first: a video
+    // server that does not exist.
+    let (status, text, _) = {
+        let child = Command::new(edgemob())
+            .args(["demo", "--runs", "1", "--quiet", "--out"])
+            .arg(std::env::temp_dir().join("edgemob-demo-refused"))
+            .env("EDGEMOB_VIDEO_SERVER", "/nonexistent/edgemob-video-server")
+            .output()
+            .unwrap();
+        (
+            child.status,
+            String::from_utf8_lossy(&child.stderr).to_string(),
+            0,
+        )
+    };
+    assert!(!status.success());
+    if edgemob_testbed::is_root() {
+        assert!(
+            text.contains("/nonexistent/edgemob-video-server"),
+            "unclear error: {text}"
+        );
+    } else {
+        assert!(text.contains("root"), "unclear error: {text}");
+    }
+    assert_eq!(text.trim().lines().count(), 1, "one line: {text}");
+}

@@ -1,0 +1,265 @@
+//! Command-line entry points, mounted by the `edgemob` binary as
+//! `edgemob demo` and `edgemob scale`.
+
+use crate::demo::{DemoOptions, TriggerSource};
+use crate::report::{self, DemoReport, ScaleSummary};
+use crate::scale::ScaleOptions;
+use crate::{plot, table};
+use clap::{Args, ValueEnum};
+use std::path::{Path, PathBuf};
+
+/// Parses sizes and rates with an optional decimal suffix: k, M, G
+/// (`16M` = 16,000,000) or binary suffix Ki, Mi, Gi (`16Mi` = 16,777,216).
+pub fn parse_quantity(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (num, mul) = match s {
+        _ if s.ends_with("Ki") => (&s[..s.len() - 2], 1u64 << 10),
+        _ if s.ends_with("Mi") => (&s[..s.len() - 2], 1 << 20),
+        _ if s.ends_with("Gi") => (&s[..s.len() - 2], 1 << 30),
+        _ if s.ends_with(['k', 'K']) => (&s[..s.len() - 1], 1_000),
+        _ if s.ends_with('M') => (&s[..s.len() - 1], 1_000_000),
+        _ if s.ends_with('G') => (&s[..s.len() - 1], 1_000_000_000),
+        _ => (s, 1),
+    };
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number with an optional k/M/G or Ki/Mi/Gi suffix"))?;
+    if !(v.is_finite() && v >= 0.0) {
+        return Err(format!("{s:?} must be a non-negative number"));
+    }
+    Ok((v * mul as f64).round() as u64)
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TriggerArg {
+    /// Fire the X2 Handover Request ACK directly (TriggerHandover).
+    X2,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Handovers to run (the paper ran 50).
+    #[arg(long, default_value_t = 50)]
+    pub runs: usize,
+    /// Size of the video file (suffixes k, M, G, Ki, Mi, Gi).
+    #[arg(long, default_value = "16Mi", value_parser = parse_quantity)]
+    pub size: u64,
+    /// Video bitrate the server paces the download at, bits per second.
+    #[arg(long, default_value = "40M", value_parser = parse_quantity)]
+    pub bitrate: u64,
+    /// Application context each UE's service hands over (the paper's UE
+    /// contexts were about 75 KB).
+    #[arg(long, default_value = "75k", value_parser = parse_quantity)]
+    pub context_bytes: u64,
+    /// Where report.json, runs.csv and the plots go.
+    #[arg(long, default_value = "edgemob-demo")]
+    pub out: PathBuf,
+    /// Keep each migrated connection's CRIU-format image files here
+    /// (`crit decode` reads them).
+    #[arg(long)]
+    pub save_images: Option<PathBuf>,
+    /// Leave the namespaces and processes running for inspection.
+    #[arg(long)]
+    pub keep: bool,
+    /// Seed of the random handover moments and the video content.
+    #[arg(long, default_value_t = 2015)]
+    pub seed: u64,
+    /// What fires the handovers.
+    #[arg(long, value_enum, default_value = "x2")]
+    pub trigger: TriggerArg,
+    /// The video server binary (default: next to this one).
+    #[arg(long, env = "EDGEMOB_VIDEO_SERVER")]
+    pub video_server: Option<PathBuf>,
+    /// Log level of the agents (their logs are in OUT/work/cluster).
+    #[arg(long, default_value = "warn")]
+    pub agent_log: String,
+    /// Log level of the video servers (`trace` shows every API call).
+    #[arg(long, default_value = "info")]
+    pub service_log: String,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    /// Burst sizes: how many UEs are handed over at once, one run each.
+    #[arg(long, value_delimiter = ',', default_value = "1,10,100,1000")]
+    pub ues: Vec<usize>,
+    /// Application context per UE.
+    #[arg(long, default_value = "75k", value_parser = parse_quantity)]
+    pub context_bytes: u64,
+    /// Each UE's download.
+    #[arg(long, default_value = "1Mi", value_parser = parse_quantity)]
+    pub size: u64,
+    /// Each UE's download pace, bits per second.
+    #[arg(long, default_value = "400k", value_parser = parse_quantity)]
+    pub bitrate: u64,
+    /// Where scale.csv, scale.json, ues.csv and scale.png go.
+    #[arg(long, default_value = "edgemob-scale")]
+    pub out: PathBuf,
+    /// The video server binary (default: next to this one).
+    #[arg(long, env = "EDGEMOB_VIDEO_SERVER")]
+    pub video_server: Option<PathBuf>,
+    /// Log level of the agents (their logs are in OUT/work).
+    #[arg(long, default_value = "warn")]
+    pub agent_log: String,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+fn sibling(name: &str) -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join(name)))
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// `edgemob demo`. Ok(true) when every run was byte-exact, RST-free and
+/// completed.
+pub async fn run_demo(a: DemoArgs) -> Result<bool, String> {
+    let opts = DemoOptions {
+        runs: a.runs.max(1),
+        size: a.size.max(1),
+        bitrate: a.bitrate,
+        out: absolute(&a.out),
+        save_images: a.save_images.as_deref().map(absolute),
+        keep: a.keep,
+        context_bytes: a.context_bytes as usize,
+        seed: a.seed,
+        trigger: match a.trigger {
+            TriggerArg::X2 => TriggerSource::X2,
+        },
+        edgemob: std::env::current_exe().map_err(|e| e.to_string())?,
+        video_server: a
+            .video_server
+            .unwrap_or_else(|| sibling("edgemob-video-server")),
+        progress: !a.quiet,
+        agent_log: a.agent_log,
+        service_log: a.service_log,
+    };
+    println!(
+        "edgemob demo: {} handovers of a {} MB video download paced at {} Mbit/s, {} KB of application context per UE",
+        opts.runs,
+        opts.size as f64 / 1e6,
+        opts.bitrate as f64 / 1e6,
+        opts.context_bytes as f64 / 1e3
+    );
+    let out = crate::demo::run(&opts).await.map_err(|e| e.to_string())?;
+    let report = DemoReport::from_runs(&out.runs);
+    let files = write_demo_outputs(&report, &out.runs, &opts.out)?;
+    println!("\n{}", table::table_one(&report));
+    for f in files {
+        println!("  wrote {}", f.display());
+    }
+    if !out.kept.is_empty() {
+        println!("  namespaces kept for inspection: {}", out.kept.join(" "));
+    }
+    Ok(out.runs.iter().all(|r| r.ok))
+}
+
+fn write_demo_outputs(
+    report: &DemoReport,
+    runs: &[report::RunRecord],
+    dir: &Path,
+) -> Result<Vec<PathBuf>, String> {
+    let mut files = vec![
+        report::write_report_json(report, dir).map_err(|e| e.to_string())?,
+        report::write_runs_csv(runs, dir).map_err(|e| e.to_string())?,
+    ];
+    for (name, f) in [
+        (
+            "fig11_total_time.png",
+            plot::fig11_total_histogram as fn(&[report::RunRecord], &Path) -> _,
+        ),
+        ("fig12_context_size.png", plot::fig12_context_histogram),
+        ("phases.png", plot::phases_boxplot_or_bars),
+    ] {
+        let path = dir.join(name);
+        match f(runs, &path) {
+            Ok(()) => files.push(path),
+            Err(e) => eprintln!("edgemob demo: {name} not drawn: {e}"),
+        }
+    }
+    Ok(files)
+}
+
+/// `edgemob scale`. Ok(true) when every UE of every burst migrated and
+/// every download was exact.
+pub async fn run_scale(a: ScaleArgs) -> Result<bool, String> {
+    let opts = ScaleOptions {
+        ues: a.ues.clone(),
+        context_bytes: a.context_bytes as usize,
+        size: a.size,
+        bitrate: a.bitrate,
+        out: absolute(&a.out),
+        edgemob: std::env::current_exe().map_err(|e| e.to_string())?,
+        video_server: a
+            .video_server
+            .unwrap_or_else(|| sibling("edgemob-video-server")),
+        agent_log: a.agent_log,
+        progress: !a.quiet,
+    };
+    std::fs::create_dir_all(&opts.out)
+        .map_err(|e| format!("create {}: {e}", opts.out.display()))?;
+    let mut all_ok = true;
+    let mut records = Vec::new();
+    for n in &a.ues {
+        println!("edgemob scale: {n} UE(s) handed over in one burst ...");
+        let bursts = crate::scale::run(&ScaleOptions {
+            ues: vec![*n],
+            ..opts.clone()
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        for b in bursts {
+            let migrated = b.records.iter().filter(|r| r.ok).count();
+            println!(
+                "  {} UEs: {} migrated, {} downloads exact, burst {:.1} ms",
+                b.ues,
+                migrated,
+                b.downloads_ok,
+                b.duration.as_secs_f64() * 1e3
+            );
+            all_ok &= migrated == b.ues && b.downloads_ok == b.ues;
+            records.extend(b.records);
+        }
+    }
+    let summaries = ScaleSummary::from_records(&records);
+    let mut files = vec![
+        report::write_scale_csv(&summaries, &opts.out).map_err(|e| e.to_string())?,
+        report::write_scale_json(&summaries, &opts.out).map_err(|e| e.to_string())?,
+        report::write_scale_records_csv(&records, &opts.out).map_err(|e| e.to_string())?,
+    ];
+    let plot_path = opts.out.join("scale.png");
+    match plot::scale_plot(&summaries, &plot_path) {
+        Ok(()) => files.push(plot_path),
+        Err(e) => eprintln!("edgemob scale: scale.png not drawn: {e}"),
+    }
+    println!("\n{}", table::scale_table(&summaries));
+    for f in files {
+        println!("  wrote {}", f.display());
+    }
+    Ok(all_ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_quantity;
+
+    #[test]
+    fn quantities_take_decimal_and_binary_suffixes() {
+        assert_eq!(parse_quantity("40M"), Ok(40_000_000));
+        assert_eq!(parse_quantity("16Mi"), Ok(16 << 20));
+        assert_eq!(parse_quantity("75k"), Ok(75_000));
+        assert_eq!(parse_quantity("1.5G"), Ok(1_500_000_000));
+        assert_eq!(parse_quantity("1234"), Ok(1234));
+        assert!(parse_quantity("fast").is_err());
+        assert!(parse_quantity("-3M").is_err());
+    }
+}

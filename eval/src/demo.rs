@@ -1,0 +1,507 @@
+//! `edgemob demo`: the paper's experiment on real sockets, real network
+//! namespaces and an unmodified client.
+//!
+//! Two eNBCs run an agent and the video server each; `curl` in the UE's
+//! namespace downloads a video-sized file paced at a video bitrate; at a
+//! random moment of the download an X2 Handover Request ACK is fired at the
+//! serving eNBC's agent; once the migration completes the UE's path is
+//! switched to the other eNBC (make-before-break) and the target is told.
+//! Each run checks the file's sha256 and reads a capture taken at the UE for
+//! RST segments and the stall the client saw. Runs alternate direction
+//! (enbc1 → enbc2, then back), like a UE moving between two cells.
+
+use crate::cluster::{Cluster, ClusterError, ClusterOptions};
+use crate::report::{Phases, RunRecord};
+use edgemob_paas_api::v1 as pb;
+use edgemob_testbed::Node;
+use edgemob_testbed::pcap::TcpSegment;
+use rand::{Rng, SeedableRng};
+use sha2::{Digest, Sha256};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The port the video server listens on (the service address is the same on
+/// every eNBC).
+pub const VIDEO_PORT: u16 = 80;
+
+/// How the handover is triggered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TriggerSource {
+    /// The demo sends the X2 Handover Request ACK (TriggerHandover) itself.
+    X2,
+}
+
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    pub runs: usize,
+    /// Size of the video file, octets.
+    pub size: u64,
+    /// Pace of the video server, bits per second.
+    pub bitrate: u64,
+    pub out: PathBuf,
+    pub save_images: Option<PathBuf>,
+    pub keep: bool,
+    /// Application context each UE carries, octets (the paper's ~75 KB).
+    pub context_bytes: usize,
+    pub seed: u64,
+    pub trigger: TriggerSource,
+    /// The `edgemob` binary (agents).
+    pub edgemob: PathBuf,
+    /// The `edgemob-video-server` binary.
+    pub video_server: PathBuf,
+    pub progress: bool,
+    pub agent_log: String,
+    /// `--log` of the video servers.
+    pub service_log: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error(
+        "edgemob demo needs root: it builds network namespaces and its agents use TCP_REPAIR (run it as root, e.g. with sudo)"
+    )]
+    NotRoot,
+    #[error(
+        "edgemob demo needs `{0}` on the PATH (Debian package {1}; scripts/install-deps.sh installs it)"
+    )]
+    MissingTool(&'static str, &'static str),
+    #[error("cannot find {what} at {path} (build it: cargo build --release --workspace)")]
+    MissingBinary { what: &'static str, path: PathBuf },
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("run {run}: {why}")]
+    Run { run: usize, why: String },
+    #[error("interrupted")]
+    Interrupted,
+    #[error("report: {0}")]
+    Report(String),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DemoError {
+    let what = what.into();
+    move |source| DemoError::Io { what, source }
+}
+
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+        .unwrap_or(false)
+}
+
+/// Refuses early, with one clear line, what would fail later.
+pub fn preflight(opts: &DemoOptions) -> Result<(), DemoError> {
+    if !edgemob_testbed::is_root() {
+        return Err(DemoError::NotRoot);
+    }
+    for (tool, pkg) in [("curl", "curl"), ("tcpdump", "tcpdump"), ("ip", "iproute2")] {
+        if !on_path(tool) {
+            return Err(DemoError::MissingTool(tool, pkg));
+        }
+    }
+    for (what, path) in [
+        ("the edgemob binary", &opts.edgemob),
+        ("the video server", &opts.video_server),
+    ] {
+        if !path.is_file() {
+            return Err(DemoError::MissingBinary {
+                what,
+                path: path.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Writes `size` octets of deterministic pseudo-random content (so a wrong
+/// octet anywhere changes the sha256) and returns its sha256.
+pub fn make_video(path: &Path, size: u64, seed: u64) -> Result<String, DemoError> {
+    use std::io::Write;
+    let f = std::fs::File::create(path).map_err(io(format!("create {}", path.display())))?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+    let mut hash = Sha256::new();
+    let mut x = seed | 1;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut left = size;
+    while left > 0 {
+        for chunk in buf.chunks_mut(8) {
+            // xorshift64*
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            let v = x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+        let n = left.min(buf.len() as u64) as usize;
+        w.write_all(&buf[..n]).map_err(io("write the video file"))?;
+        hash.update(&buf[..n]);
+        left -= n as u64;
+    }
+    w.flush().map_err(io("write the video file"))?;
+    Ok(hex(&hash.finalize()))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn sha256_file(path: &Path) -> Result<String, DemoError> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(io(format!("open {}", path.display())))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(io("read the download"))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex(&h.finalize()))
+}
+
+/// The largest gap between data segments arriving at `receiver` whose span
+/// touches `[from, to]` — the stall the client saw around a migration.
+pub fn stall_around(
+    segments: &[TcpSegment],
+    receiver: IpAddr,
+    from: SystemTime,
+    to: SystemTime,
+) -> Duration {
+    let data: Vec<SystemTime> = segments
+        .iter()
+        .filter(|s| s.dst.ip() == receiver && s.payload_len > 0 && !s.is_rst())
+        .map(|s| s.at)
+        .collect();
+    data.windows(2)
+        .filter(|w| w[1] >= from && w[0] <= to)
+        .map(|w| w[1].duration_since(w[0]).unwrap_or_default())
+        .max()
+        .unwrap_or_default()
+}
+
+fn ms(ns: u64) -> f64 {
+    ns as f64 / 1e6
+}
+
+pub fn phases_of(r: &pb::MigrationRecord) -> Phases {
+    let p = r.phases.unwrap_or_default();
+    Phases {
+        mih_commit_ms: ms(p.mih_commit_ns),
+        app_data_ms: ms(p.app_data_ns),
+        socket_data_ms: ms(p.socket_data_ns),
+        cxtp_ms: ms(p.cxtp_ns),
+        total_ms: ms(p.total_ns),
+    }
+}
+
+pub fn outcome_name(o: i32) -> &'static str {
+    match pb::Outcome::try_from(o).unwrap_or(pb::Outcome::Unspecified) {
+        pb::Outcome::Completed => crate::report::OUTCOME_COMPLETED,
+        pb::Outcome::RolledBack => "rolled back",
+        pb::Outcome::Rejected => "rejected",
+        pb::Outcome::Failed => "failed",
+        pb::Outcome::InProgress | pb::Outcome::Unspecified => "unknown",
+    }
+}
+
+/// What a demo produced.
+#[derive(Debug)]
+pub struct DemoOutput {
+    pub runs: Vec<RunRecord>,
+    /// Namespaces left in place (`--keep`).
+    pub kept: Vec<String>,
+}
+
+/// Runs the demo; the caller turns the records into the report.
+pub async fn run(opts: &DemoOptions) -> Result<DemoOutput, DemoError> {
+    preflight(opts)?;
+    let out = &opts.out;
+    std::fs::create_dir_all(out).map_err(io(format!("create {}", out.display())))?;
+    let work = out.join("work");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).map_err(io("create the work directory"))?;
+
+    // Both eNBCs hold the same content, as in the paper.
+    let content = work.join("content");
+    std::fs::create_dir_all(&content).map_err(io("create the content directory"))?;
+    let video = content.join("video.bin");
+    let expected = make_video(&video, opts.size, opts.seed)?;
+    for n in 1..=2 {
+        let root = work.join(format!("enbc{n}-content"));
+        std::fs::create_dir_all(&root).map_err(io("create an eNBC's content directory"))?;
+        let copy = root.join("video.bin");
+        if std::fs::hard_link(&video, &copy).is_err() {
+            std::fs::copy(&video, &copy).map_err(io("copy the video"))?;
+        }
+    }
+
+    let mut copts = ClusterOptions::new(opts.edgemob.clone(), work.join("cluster"));
+    copts.save_images = opts.save_images.clone();
+    copts.agent_log = opts.agent_log.clone();
+    let mut cluster = Cluster::start(copts).await?;
+    for i in 0..2 {
+        let mut cmd = Command::new(&opts.video_server);
+        cmd.arg("--agent")
+            .arg(cluster.api(i))
+            .arg("--listen")
+            .arg(format!("{}:{VIDEO_PORT}", cluster.service_addr()))
+            .arg("--root")
+            .arg(work.join(format!("enbc{}-content", i + 1)))
+            .arg("--bitrate")
+            .arg(opts.bitrate.to_string())
+            .arg("--context-pad")
+            .arg(opts.context_bytes.to_string())
+            .arg("--log")
+            .arg(&opts.service_log);
+        cluster.spawn_service(i, cmd, &format!("enbc{}-video-server.log", i + 1))?;
+    }
+
+    let bar = opts.progress.then(|| {
+        let b = indicatif::ProgressBar::new(opts.runs as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} run {pos}/{len} [{bar:30}] {msg}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        b
+    });
+    let mut rng = rand::rngs::StdRng::seed_from_u64(opts.seed);
+    let mut runs = Vec::with_capacity(opts.runs);
+    let mut serving = 0usize;
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    for run in 0..opts.runs {
+        let offset = (opts.size as f64 * rng.random_range(0.15..0.75)) as u64;
+        let one = one_run(&cluster, opts, run, serving, offset, &expected, &work);
+        let rec = tokio::select! {
+            r = one => r?,
+            _ = &mut interrupted => {
+                if let Some(b) = &bar { b.abandon_with_message("interrupted"); }
+                return Err(DemoError::Interrupted);
+            }
+        };
+        if rec.outcome == crate::report::OUTCOME_COMPLETED {
+            serving = 1 - serving;
+        }
+        if let Some(b) = &bar {
+            b.set_message(format!(
+                "last: {} in {:.3} ms, stall {:.2} ms, {}",
+                rec.outcome,
+                rec.phases.total_ms,
+                rec.client_stall_ms,
+                if rec.sha256_ok {
+                    "sha256 ok"
+                } else {
+                    "SHA256 MISMATCH"
+                }
+            ));
+            b.inc(1);
+        }
+        runs.push(rec);
+    }
+    if let Some(b) = &bar {
+        b.finish();
+    }
+    let kept = if opts.keep {
+        cluster.keep()
+    } else {
+        // The video copies are as large as `--size`; the logs stay.
+        drop(cluster);
+        for dir in ["content", "enbc1-content", "enbc2-content"] {
+            let _ = std::fs::remove_dir_all(work.join(dir));
+        }
+        Vec::new()
+    };
+    Ok(DemoOutput { runs, kept })
+}
+
+async fn one_run(
+    cluster: &Cluster,
+    opts: &DemoOptions,
+    run: usize,
+    from: usize,
+    offset: u64,
+    expected: &str,
+    work: &Path,
+) -> Result<RunRecord, DemoError> {
+    let to = 1 - from;
+    let ue_ip = cluster.ue_addr(0);
+    let ue = format!("ue-{ue_ip}");
+    let fail = |why: String| DemoError::Run { run: run + 1, why };
+    let file = work.join(format!("download-{run}.bin"));
+    let _ = std::fs::remove_file(&file);
+    let capture = cluster
+        .tb
+        .capture(
+            Node::Ue,
+            edgemob_testbed::UPLINK,
+            &format!("tcp port {VIDEO_PORT}"),
+        )
+        .map_err(ClusterError::from)?;
+    // An unmodified client: curl.
+    let max_secs = (opts.size * 8 / opts.bitrate.max(1)) * 3 + 60;
+    let mut curl = Command::new("curl");
+    curl.args([
+        "--http1.1",
+        "--silent",
+        "--show-error",
+        "--fail",
+        "--max-time",
+    ])
+    .arg(max_secs.to_string())
+    .arg("--output")
+    .arg(&file)
+    .arg(format!(
+        "http://{}:{VIDEO_PORT}/video.bin",
+        cluster.service_addr()
+    ))
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped());
+    let mut child = cluster
+        .tb
+        .spawn(Node::Ue, curl)
+        .map_err(ClusterError::from)?;
+
+    // Fire the handover at the chosen point of the download.
+    let deadline = Instant::now() + Duration::from_secs(max_secs);
+    loop {
+        let got = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+        if got >= offset {
+            break;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(fail(format!(
+                "curl ended ({status}) before the handover point"
+            )));
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            return Err(fail("the download never reached the handover point".into()));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let fired = SystemTime::now();
+    let rec = cluster.handover(&ue, from, to).await?;
+    let returned = SystemTime::now();
+    let completed = rec.outcome == pb::Outcome::Completed as i32;
+    let (mut switched, mut told) = (returned, returned);
+    if completed {
+        // The UE's radio path now reaches the target eNBC.
+        cluster.switch_all(to)?;
+        switched = SystemTime::now();
+        cluster.complete(&ue, to).await?;
+        told = SystemTime::now();
+    }
+
+    // Let the download finish.
+    let status = loop {
+        if let Some(s) = child.try_wait().map_err(io("wait for curl"))? {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(fail("the download did not finish in time".into()));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let curl_err = {
+        use std::io::Read;
+        let mut s = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = e.read_to_string(&mut s);
+        }
+        s
+    };
+    let sha_ok = status.success() && sha256_file(&file)? == expected;
+    let downloaded = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+    let _ = std::fs::remove_file(&file);
+    let segments = capture.finish().map_err(ClusterError::from)?;
+    let stats = edgemob_testbed::pcap::analyze(&segments, ue_ip);
+    let started =
+        UNIX_EPOCH + Duration::from_nanos(u64::try_from(rec.started_unix_ns).unwrap_or(0));
+    let total = Duration::from_nanos(rec.phases.unwrap_or_default().total_ns);
+    let stall = stall_around(
+        &segments,
+        ue_ip,
+        started.min(fired),
+        started + total + Duration::from_millis(100),
+    );
+    if std::env::var_os("EDGEMOB_DEMO_TIMELINE").is_some() {
+        print_timeline(
+            &segments,
+            ue_ip,
+            started,
+            &[
+                ("fired", fired),
+                ("migration done", started + total),
+                ("trigger returned", returned),
+                ("path switched", switched),
+                ("target told", told),
+            ],
+        );
+    }
+    let mut reason = rec.reason.clone();
+    if !status.success() {
+        reason = format!("curl: {} {}", status, curl_err.trim());
+    }
+    Ok(RunRecord {
+        run: run + 1,
+        ok: completed && sha_ok && stats.rst == 0,
+        sha256_ok: sha_ok,
+        rst_seen: stats.rst,
+        outcome: outcome_name(rec.outcome).into(),
+        reason,
+        phases: phases_of(&rec),
+        context_bytes: rec.context_bytes,
+        app_context_bytes: rec.app_context_bytes,
+        client_stall_ms: stall.as_secs_f64() * 1e3,
+        download_bytes: downloaded,
+        trigger_offset_bytes: offset,
+        migration_id: rec.migration_id,
+    })
+}
+
+/// Diagnostics: when things happened around one migration, relative to its
+/// start, with the data segments the UE received then.
+fn print_timeline(
+    segments: &[TcpSegment],
+    ue: IpAddr,
+    start: SystemTime,
+    marks: &[(&str, SystemTime)],
+) {
+    let rel = |t: SystemTime| match t.duration_since(start) {
+        Ok(d) => d.as_secs_f64() * 1e3,
+        Err(e) => -e.duration().as_secs_f64() * 1e3,
+    };
+    let mut lines: Vec<(f64, String)> = marks
+        .iter()
+        .map(|(n, t)| (rel(*t), format!("-- {n}")))
+        .collect();
+    for s in segments {
+        let t = rel(s.at);
+        if (-3.0..12.0).contains(&t) {
+            let dir = if s.dst.ip() == ue { "-> ue" } else { "<- ue" };
+            lines.push((
+                t,
+                format!(
+                    "{dir} seq {} len {} flags {:#04x}",
+                    s.seq, s.payload_len, s.flags
+                ),
+            ));
+        }
+    }
+    lines.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for (t, l) in lines {
+        println!("{t:8.3} ms  {l}");
+    }
+    println!();
+}

@@ -1,0 +1,1009 @@
+//! Measured records and the reports built from them.
+//!
+//! The experiment runners produce one [`RunRecord`] per demo run (one
+//! handover of one UE's video download) and one [`ScaleRecord`] per UE of a
+//! scale burst. This module turns them into:
+//!
+//! * [`DemoReport`] — the paper's Table I and the benchmark targets, written
+//!   as `report.json` by [`write_report_json`];
+//! * `runs.csv` — every [`RunRecord`], flattened, by [`write_runs_csv`];
+//! * [`ScaleSummary`] — one row per burst size, written as `scale.csv` and
+//!   `scale.json` by [`write_scale_csv`] and [`write_scale_json`] (and the raw
+//!   records as `scale_records.csv` by [`write_scale_records_csv`]).
+//!
+//! # Which runs feed which statistic
+//!
+//! * `phases_ms.*` and `context_bytes`/`app_context_bytes` are computed over
+//!   the runs whose migration **completed** (`outcome == "completed"`): a
+//!   rolled-back or rejected migration has no CXTP transaction to time and
+//!   moved no context, and mixing its partial timings in would make the
+//!   phases meaningless. `phases_ms.total.n` says how many runs that is.
+//! * `client_stall_ms` is computed over **all** runs: the UE sees the stall
+//!   whatever the migration's outcome, and a rollback that stalls the client
+//!   must show.
+//! * `bytes_verified` is true only if there is at least one run and every
+//!   run's sha256 matched; `rst_seen` is the total over all runs.
+//!
+//! Statistics are those of [`crate::stats`]: sample std, nearest-rank
+//! percentiles, non-finite values ignored, zeros with `n == 0` when a set is
+//! empty. A target is never "met" on an empty set.
+//!
+//! # Units
+//!
+//! Times are milliseconds. Sizes are bytes in the JSON and CSV files; tables
+//! and plots show kilobytes with **1 KB = 1000 bytes** ([`BYTES_PER_KB`]).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::stats::Summary;
+
+/// Paper (Assasa et al., IEEE CLOUD 2015): mean total per-UE migration time.
+pub const PAPER_TOTAL_MEAN_MS: f64 = 11.5;
+/// Paper: mean context size per UE, in KB.
+pub const PAPER_CONTEXT_MEAN_KB: f64 = 75.0;
+/// Paper: largest context size per UE, in KB.
+pub const PAPER_CONTEXT_MAX_KB: f64 = 100.0;
+/// Bytes in the kilobyte used by tables and plots.
+pub const BYTES_PER_KB: f64 = 1000.0;
+
+/// Target: median total migration time, at most (ms).
+pub const TARGET_TOTAL_P50_MS: f64 = 1.0;
+/// Target: 99th-percentile total migration time, at most (ms).
+pub const TARGET_TOTAL_P99_MS: f64 = 2.5;
+/// Target: largest client-observed stall, at most (ms).
+pub const TARGET_CLIENT_STALL_MAX_MS: f64 = 5.0;
+
+/// The `outcome` of a run whose migration completed.
+pub const OUTCOME_COMPLETED: &str = "completed";
+
+/// Errors of the report writers.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot serialize {what}: {source}")]
+    Json {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Per-phase durations of one migration (paper Table I), in milliseconds, as
+/// the source agent recorded them.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Phases {
+    /// MIH HO commit transaction.
+    pub mih_commit_ms: f64,
+    /// Retrieving application data.
+    pub app_data_ms: f64,
+    /// Retrieving sockets data.
+    pub socket_data_ms: f64,
+    /// CXTP transaction.
+    pub cxtp_ms: f64,
+    /// Whole migration.
+    pub total_ms: f64,
+}
+
+/// One demo run: one handover of one UE's video download.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub run: usize,
+    /// Migration completed AND sha256 matched AND no RST.
+    pub ok: bool,
+    pub sha256_ok: bool,
+    /// RST segments in the UE-side capture.
+    pub rst_seen: usize,
+    /// `"completed"` | `"rolled back"` | `"rejected"` | `"failed"`.
+    pub outcome: String,
+    pub reason: String,
+    /// As the source agent recorded them.
+    pub phases: Phases,
+    /// App context + socket images moved.
+    pub context_bytes: u64,
+    pub app_context_bytes: u64,
+    /// Largest gap between data segments at the UE around the handover.
+    pub client_stall_ms: f64,
+    pub download_bytes: u64,
+    /// How far the download was when the handover fired.
+    pub trigger_offset_bytes: u64,
+    pub migration_id: u64,
+}
+
+impl RunRecord {
+    /// True when the migration itself completed (whatever the data checks
+    /// say).
+    pub fn completed(&self) -> bool {
+        self.outcome == OUTCOME_COMPLETED
+    }
+}
+
+/// One UE of a scale burst.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ScaleRecord {
+    /// Burst size: how many UEs were handed over together.
+    pub ues: usize,
+    pub ue: String,
+    pub ok: bool,
+    pub phases: Phases,
+    pub context_bytes: u64,
+    /// When this UE's migration started, from burst start.
+    pub started_offset_ms: f64,
+}
+
+/// Mean, std and percentiles of one phase, in ms.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct PhaseStats {
+    pub mean: f64,
+    pub std: f64,
+    pub p50: f64,
+    pub p99: f64,
+    pub p90: f64,
+    pub min: f64,
+    pub max: f64,
+    /// Number of values the statistics were computed over.
+    pub n: usize,
+}
+
+impl From<Summary> for PhaseStats {
+    fn from(s: Summary) -> Self {
+        PhaseStats {
+            mean: s.mean,
+            std: s.std,
+            p50: s.p50,
+            p99: s.p99,
+            p90: s.p90,
+            min: s.min,
+            max: s.max,
+            n: s.n,
+        }
+    }
+}
+
+/// The phases of Table I (`phases_ms` in `report.json`).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct PhasesStats {
+    pub mih_commit: PhaseStats,
+    pub app_data: PhaseStats,
+    pub socket_data: PhaseStats,
+    pub cxtp: PhaseStats,
+    pub total: PhaseStats,
+}
+
+impl PhasesStats {
+    /// The phases in Table I order with their Table I names.
+    pub fn rows(&self) -> [(&'static str, &PhaseStats); 5] {
+        [
+            ("MIH HO commit transaction", &self.mih_commit),
+            ("Retrieving application data", &self.app_data),
+            ("Retrieving sockets data", &self.socket_data),
+            ("CXTP transaction", &self.cxtp),
+            ("Total", &self.total),
+        ]
+    }
+
+    fn of(phases: &[Phases]) -> PhasesStats {
+        let stat = |f: fn(&Phases) -> f64| -> PhaseStats {
+            let xs: Vec<f64> = phases.iter().map(f).collect();
+            Summary::of(&xs).into()
+        };
+        PhasesStats {
+            mih_commit: stat(|p| p.mih_commit_ms),
+            app_data: stat(|p| p.app_data_ms),
+            socket_data: stat(|p| p.socket_data_ms),
+            cxtp: stat(|p| p.cxtp_ms),
+            total: stat(|p| p.total_ms),
+        }
+    }
+}
+
+/// Sizes in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct ByteStats {
+    pub mean: f64,
+    pub max: u64,
+    pub min: u64,
+    pub p50: u64,
+    pub n: usize,
+}
+
+impl ByteStats {
+    fn of(xs: &[u64]) -> ByteStats {
+        let as_f: Vec<f64> = xs.iter().map(|&x| x as f64).collect();
+        let s = Summary::of(&as_f);
+        let mut sorted = xs.to_vec();
+        sorted.sort_unstable();
+        // Nearest rank on the integers themselves, so large sizes keep every
+        // digit.
+        let p50 = if sorted.is_empty() {
+            0
+        } else {
+            let rank = (sorted.len() as f64 * 0.5).ceil() as usize;
+            sorted[rank.clamp(1, sorted.len()) - 1]
+        };
+        ByteStats {
+            mean: s.mean,
+            max: sorted.last().copied().unwrap_or(0),
+            min: sorted.first().copied().unwrap_or(0),
+            p50,
+            n: xs.len(),
+        }
+    }
+}
+
+/// Client-observed stall, in ms.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct StallStats {
+    pub p50: f64,
+    pub max: f64,
+    pub p99: f64,
+    pub mean: f64,
+    pub n: usize,
+}
+
+/// One benchmark target: the measured value against its limit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetCheck {
+    /// What is checked, e.g. `"total p50 <= 1 ms"`.
+    pub name: String,
+    /// The measured value (ms, a count, or a fraction of runs).
+    pub value: f64,
+    /// The limit the value must not exceed (or, for byte-exactness, reach).
+    pub limit: f64,
+    /// Unit of `value` and `limit`: `"ms"`, `"segments"` or `"fraction of runs"`.
+    pub unit: String,
+    pub met: bool,
+}
+
+/// The paper's figures this report is compared against. Only the total and
+/// the context sizes are known; the per-phase figures are not.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PaperReference {
+    pub total_mean_ms: f64,
+    pub context_mean_kb: f64,
+    pub context_max_kb: f64,
+}
+
+impl Default for PaperReference {
+    fn default() -> Self {
+        PaperReference {
+            total_mean_ms: PAPER_TOTAL_MEAN_MS,
+            context_mean_kb: PAPER_CONTEXT_MEAN_KB,
+            context_max_kb: PAPER_CONTEXT_MAX_KB,
+        }
+    }
+}
+
+/// The demo experiment's report (`report.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DemoReport {
+    /// Number of runs.
+    pub runs: usize,
+    /// Runs with `ok == true`.
+    pub runs_ok: usize,
+    /// Runs whose migration completed (the set the phases are computed over).
+    pub runs_completed: usize,
+    /// True only if there is at least one run and every run's sha256 matched.
+    pub bytes_verified: bool,
+    /// Total RST segments seen by the UE over all runs.
+    pub rst_seen: usize,
+    /// Per-phase statistics over completed runs.
+    pub phases_ms: PhasesStats,
+    /// Context moved per UE (app context + socket images), completed runs.
+    pub context_bytes: ByteStats,
+    /// App context part of it, completed runs.
+    pub app_context_bytes: ByteStats,
+    /// Client-observed stall over all runs.
+    pub client_stall_ms: StallStats,
+    /// Number of runs per outcome.
+    pub outcomes: BTreeMap<String, usize>,
+    /// Benchmark targets, in a fixed order.
+    pub targets: Vec<TargetCheck>,
+    /// True when every target is met.
+    pub targets_met: bool,
+    pub paper: PaperReference,
+}
+
+impl DemoReport {
+    /// Builds the report from the runs of one demo experiment. Never fails;
+    /// see the module docs for which runs feed which statistic.
+    pub fn from_runs(runs: &[RunRecord]) -> DemoReport {
+        let completed: Vec<&RunRecord> = runs.iter().filter(|r| r.completed()).collect();
+        let phases: Vec<Phases> = completed.iter().map(|r| r.phases).collect();
+        let phases_ms = PhasesStats::of(&phases);
+        let context: Vec<u64> = completed.iter().map(|r| r.context_bytes).collect();
+        let app_context: Vec<u64> = completed.iter().map(|r| r.app_context_bytes).collect();
+        let stalls: Vec<f64> = runs.iter().map(|r| r.client_stall_ms).collect();
+        let stall = Summary::of(&stalls);
+        let client_stall_ms = StallStats {
+            p50: stall.p50,
+            max: stall.max,
+            p99: stall.p99,
+            mean: stall.mean,
+            n: stall.n,
+        };
+        let rst_seen = runs.iter().map(|r| r.rst_seen).sum::<usize>();
+        let sha_ok = runs.iter().filter(|r| r.sha256_ok).count();
+        let bytes_verified = !runs.is_empty() && sha_ok == runs.len();
+        let mut outcomes = BTreeMap::new();
+        for r in runs {
+            *outcomes.entry(r.outcome.clone()).or_insert(0) += 1;
+        }
+        let total = phases_ms.total;
+        let ran = !runs.is_empty();
+        // Every run's stall must be known (finite) for the maximum to count.
+        let stall_known = ran && stall.n == runs.len();
+        let targets = vec![
+            TargetCheck {
+                name: format!("total p50 <= {TARGET_TOTAL_P50_MS} ms"),
+                value: total.p50,
+                limit: TARGET_TOTAL_P50_MS,
+                unit: "ms".into(),
+                met: total.n > 0 && total.p50 <= TARGET_TOTAL_P50_MS,
+            },
+            TargetCheck {
+                name: format!("total p99 <= {TARGET_TOTAL_P99_MS} ms"),
+                value: total.p99,
+                limit: TARGET_TOTAL_P99_MS,
+                unit: "ms".into(),
+                met: total.n > 0 && total.p99 <= TARGET_TOTAL_P99_MS,
+            },
+            TargetCheck {
+                name: format!("client stall max <= {TARGET_CLIENT_STALL_MAX_MS} ms"),
+                value: client_stall_ms.max,
+                limit: TARGET_CLIENT_STALL_MAX_MS,
+                unit: "ms".into(),
+                met: stall_known && client_stall_ms.max <= TARGET_CLIENT_STALL_MAX_MS,
+            },
+            TargetCheck {
+                name: "zero RST".to_string(),
+                value: rst_seen as f64,
+                limit: 0.0,
+                unit: "segments".into(),
+                met: ran && rst_seen == 0,
+            },
+            TargetCheck {
+                name: "all runs byte-exact".to_string(),
+                value: if ran {
+                    sha_ok as f64 / runs.len() as f64
+                } else {
+                    0.0
+                },
+                limit: 1.0,
+                unit: "fraction of runs".into(),
+                met: bytes_verified,
+            },
+        ];
+        let targets_met = targets.iter().all(|t| t.met);
+        DemoReport {
+            runs: runs.len(),
+            runs_ok: runs.iter().filter(|r| r.ok).count(),
+            runs_completed: completed.len(),
+            bytes_verified,
+            rst_seen,
+            phases_ms,
+            context_bytes: ByteStats::of(&context),
+            app_context_bytes: ByteStats::of(&app_context),
+            client_stall_ms,
+            outcomes,
+            targets,
+            targets_met,
+            paper: PaperReference::default(),
+        }
+    }
+
+    /// The report as pretty-printed JSON.
+    pub fn to_json(&self) -> Result<String, ReportError> {
+        serde_json::to_string_pretty(self).map_err(|source| ReportError::Json {
+            what: "report",
+            source,
+        })
+    }
+}
+
+/// Summary of one scale burst size (`scale.csv`, `scale.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScaleSummary {
+    /// Burst size: UEs handed over together.
+    pub ues: usize,
+    /// Records received for this burst size.
+    pub records: usize,
+    /// Records with `ok == true`.
+    pub migrated: usize,
+    /// Per-UE total migration time over migrated UEs, ms.
+    pub total_ms_p50: f64,
+    pub total_ms_p90: f64,
+    pub total_ms_p99: f64,
+    pub total_ms_mean: f64,
+    pub total_ms_max: f64,
+    /// Mean context per migrated UE, bytes.
+    pub context_bytes_mean: f64,
+    /// From burst start to the end of the last migration (any record):
+    /// `max(started_offset_ms + phases.total_ms)`.
+    pub burst_ms: f64,
+    /// Completed migrations per second: `migrated / burst` (0 when the burst
+    /// has no positive duration).
+    pub migrations_per_s: f64,
+    /// Attempted migrations per second: `ues / burst` (0 likewise).
+    pub attempted_per_s: f64,
+}
+
+impl ScaleSummary {
+    /// Groups `records` by burst size and summarizes each group, smallest
+    /// burst first. Never fails; an empty input gives an empty list.
+    pub fn from_records(records: &[ScaleRecord]) -> Vec<ScaleSummary> {
+        let mut groups: BTreeMap<usize, Vec<&ScaleRecord>> = BTreeMap::new();
+        for r in records {
+            groups.entry(r.ues).or_default().push(r);
+        }
+        groups
+            .into_iter()
+            .map(|(ues, group)| {
+                let ok: Vec<&&ScaleRecord> = group.iter().filter(|r| r.ok).collect();
+                let totals: Vec<f64> = ok.iter().map(|r| r.phases.total_ms).collect();
+                let t = Summary::of(&totals);
+                let ctx: Vec<f64> = ok.iter().map(|r| r.context_bytes as f64).collect();
+                let ends: Vec<f64> = group
+                    .iter()
+                    .map(|r| r.started_offset_ms + r.phases.total_ms)
+                    .collect();
+                let burst_ms = crate::stats::max(&ends).unwrap_or(0.0).max(0.0);
+                let per_s = |count: usize| {
+                    if burst_ms > 0.0 {
+                        count as f64 / (burst_ms / 1000.0)
+                    } else {
+                        0.0
+                    }
+                };
+                ScaleSummary {
+                    ues,
+                    records: group.len(),
+                    migrated: ok.len(),
+                    total_ms_p50: t.p50,
+                    total_ms_p90: t.p90,
+                    total_ms_p99: t.p99,
+                    total_ms_mean: t.mean,
+                    total_ms_max: t.max,
+                    context_bytes_mean: Summary::of(&ctx).mean,
+                    burst_ms,
+                    migrations_per_s: per_s(ok.len()),
+                    attempted_per_s: per_s(ues),
+                }
+            })
+            .collect()
+    }
+}
+
+/// The `scale.json` document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScaleReport {
+    pub summaries: Vec<ScaleSummary>,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ReportError + '_ {
+    move |source| ReportError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes `contents` to `dir/name`, creating `dir` if needed.
+fn write_file(dir: &Path, name: &str, contents: &[u8]) -> Result<PathBuf, ReportError> {
+    fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let path = dir.join(name);
+    let mut f = fs::File::create(&path).map_err(io_err(&path))?;
+    f.write_all(contents).map_err(io_err(&path))?;
+    f.sync_all().map_err(io_err(&path))?;
+    Ok(path)
+}
+
+/// One CSV field (RFC 4180): quoted when it holds a comma, a quote or a line
+/// break, with quotes doubled.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn csv_line(fields: &[String]) -> String {
+    let mut line = fields
+        .iter()
+        .map(|f| csv_field(f))
+        .collect::<Vec<_>>()
+        .join(",");
+    line.push('\n');
+    line
+}
+
+/// Column names of `runs.csv`, in order.
+pub const RUNS_CSV_HEADER: [&str; 17] = [
+    "run",
+    "ok",
+    "sha256_ok",
+    "rst_seen",
+    "outcome",
+    "reason",
+    "mih_commit_ms",
+    "app_data_ms",
+    "socket_data_ms",
+    "cxtp_ms",
+    "total_ms",
+    "context_bytes",
+    "app_context_bytes",
+    "client_stall_ms",
+    "download_bytes",
+    "trigger_offset_bytes",
+    "migration_id",
+];
+
+/// `runs.csv` as a string: a header row ([`RUNS_CSV_HEADER`]) and one row per
+/// run. Floats are written in Rust's shortest round-trip form.
+pub fn runs_csv(runs: &[RunRecord]) -> String {
+    let mut out = csv_line(&RUNS_CSV_HEADER.map(String::from));
+    for r in runs {
+        let p = &r.phases;
+        out.push_str(&csv_line(&[
+            r.run.to_string(),
+            r.ok.to_string(),
+            r.sha256_ok.to_string(),
+            r.rst_seen.to_string(),
+            r.outcome.clone(),
+            r.reason.clone(),
+            p.mih_commit_ms.to_string(),
+            p.app_data_ms.to_string(),
+            p.socket_data_ms.to_string(),
+            p.cxtp_ms.to_string(),
+            p.total_ms.to_string(),
+            r.context_bytes.to_string(),
+            r.app_context_bytes.to_string(),
+            r.client_stall_ms.to_string(),
+            r.download_bytes.to_string(),
+            r.trigger_offset_bytes.to_string(),
+            r.migration_id.to_string(),
+        ]));
+    }
+    out
+}
+
+/// Column names of `scale.csv`, in order (the fields of [`ScaleSummary`]).
+pub const SCALE_CSV_HEADER: [&str; 12] = [
+    "ues",
+    "records",
+    "migrated",
+    "total_ms_p50",
+    "total_ms_p90",
+    "total_ms_p99",
+    "total_ms_mean",
+    "total_ms_max",
+    "context_bytes_mean",
+    "burst_ms",
+    "migrations_per_s",
+    "attempted_per_s",
+];
+
+/// `scale.csv` as a string: a header row and one row per burst size.
+pub fn scale_csv(summaries: &[ScaleSummary]) -> String {
+    let mut out = csv_line(&SCALE_CSV_HEADER.map(String::from));
+    for s in summaries {
+        out.push_str(&csv_line(&[
+            s.ues.to_string(),
+            s.records.to_string(),
+            s.migrated.to_string(),
+            s.total_ms_p50.to_string(),
+            s.total_ms_p90.to_string(),
+            s.total_ms_p99.to_string(),
+            s.total_ms_mean.to_string(),
+            s.total_ms_max.to_string(),
+            s.context_bytes_mean.to_string(),
+            s.burst_ms.to_string(),
+            s.migrations_per_s.to_string(),
+            s.attempted_per_s.to_string(),
+        ]));
+    }
+    out
+}
+
+/// Column names of `scale_records.csv`, in order.
+pub const SCALE_RECORDS_CSV_HEADER: [&str; 11] = [
+    "ues",
+    "ue",
+    "ok",
+    "mih_commit_ms",
+    "app_data_ms",
+    "socket_data_ms",
+    "cxtp_ms",
+    "total_ms",
+    "context_bytes",
+    "started_offset_ms",
+    "ended_offset_ms",
+];
+
+/// `scale_records.csv` as a string: one row per UE of every burst.
+pub fn scale_records_csv(records: &[ScaleRecord]) -> String {
+    let mut out = csv_line(&SCALE_RECORDS_CSV_HEADER.map(String::from));
+    for r in records {
+        let p = &r.phases;
+        out.push_str(&csv_line(&[
+            r.ues.to_string(),
+            r.ue.clone(),
+            r.ok.to_string(),
+            p.mih_commit_ms.to_string(),
+            p.app_data_ms.to_string(),
+            p.socket_data_ms.to_string(),
+            p.cxtp_ms.to_string(),
+            p.total_ms.to_string(),
+            r.context_bytes.to_string(),
+            r.started_offset_ms.to_string(),
+            (r.started_offset_ms + p.total_ms).to_string(),
+        ]));
+    }
+    out
+}
+
+/// Writes `dir/report.json` (created with `dir` if needed); returns its path.
+pub fn write_report_json(report: &DemoReport, dir: &Path) -> Result<PathBuf, ReportError> {
+    let mut json = report.to_json()?;
+    json.push('\n');
+    write_file(dir, "report.json", json.as_bytes())
+}
+
+/// Writes `dir/runs.csv`; returns its path.
+pub fn write_runs_csv(runs: &[RunRecord], dir: &Path) -> Result<PathBuf, ReportError> {
+    write_file(dir, "runs.csv", runs_csv(runs).as_bytes())
+}
+
+/// Writes `dir/scale.csv`; returns its path.
+pub fn write_scale_csv(summaries: &[ScaleSummary], dir: &Path) -> Result<PathBuf, ReportError> {
+    write_file(dir, "scale.csv", scale_csv(summaries).as_bytes())
+}
+
+/// Writes `dir/scale.json` (`{"summaries": [...]}`); returns its path.
+pub fn write_scale_json(summaries: &[ScaleSummary], dir: &Path) -> Result<PathBuf, ReportError> {
+    let doc = ScaleReport {
+        summaries: summaries.to_vec(),
+    };
+    let mut json = serde_json::to_string_pretty(&doc).map_err(|source| ReportError::Json {
+        what: "scale summaries",
+        source,
+    })?;
+    json.push('\n');
+    write_file(dir, "scale.json", json.as_bytes())
+}
+
+/// Writes `dir/scale_records.csv`; returns its path.
+pub fn write_scale_records_csv(
+    records: &[ScaleRecord],
+    dir: &Path,
+) -> Result<PathBuf, ReportError> {
+    write_file(
+        dir,
+        "scale_records.csv",
+        scale_records_csv(records).as_bytes(),
+    )
+}
+
+/// Deterministic synthetic records, for tests and for trying the report
+/// formats and plots without running an experiment.
+pub mod synthetic {
+    use super::*;
+
+    /// `n` completed, byte-exact runs with totals spread around 0.8 ms and
+    /// contexts around 70 KB, deterministic.
+    pub fn runs(n: usize) -> Vec<RunRecord> {
+        (0..n)
+            .map(|i| {
+                // A cheap deterministic spread in [0, 1).
+                let u = ((i as u64 * 2_654_435_761) % 1000) as f64 / 1000.0;
+                let mih = 0.10 + 0.05 * u;
+                let app = 0.05 + 0.04 * u * u;
+                let sock = 0.20 + 0.10 * u;
+                let cxtp = 0.30 + 0.25 * u * u;
+                RunRecord {
+                    run: i,
+                    ok: true,
+                    sha256_ok: true,
+                    rst_seen: 0,
+                    outcome: OUTCOME_COMPLETED.to_string(),
+                    reason: String::new(),
+                    phases: Phases {
+                        mih_commit_ms: mih,
+                        app_data_ms: app,
+                        socket_data_ms: sock,
+                        cxtp_ms: cxtp,
+                        total_ms: mih + app + sock + cxtp + 0.02,
+                    },
+                    context_bytes: 60_000 + (u * 30_000.0) as u64,
+                    app_context_bytes: 55_000 + (u * 28_000.0) as u64,
+                    client_stall_ms: 0.9 + 1.5 * u,
+                    download_bytes: 50_000_000,
+                    trigger_offset_bytes: 10_000_000 + i as u64 * 1000,
+                    migration_id: 1000 + i as u64,
+                }
+            })
+            .collect()
+    }
+
+    /// Scale records for bursts of 1, 10, 100 and 1000 UEs.
+    pub fn scale_records() -> Vec<ScaleRecord> {
+        let mut out = Vec::new();
+        for ues in [1usize, 10, 100, 1000] {
+            for i in 0..ues {
+                let u = ((i as u64 * 2_654_435_761) % 1000) as f64 / 1000.0;
+                let load = (ues as f64).log10();
+                let total = 0.8 + 0.3 * load + u * (0.2 + 0.4 * load);
+                out.push(ScaleRecord {
+                    ues,
+                    ue: format!("ue{i}"),
+                    ok: true,
+                    phases: Phases {
+                        total_ms: total,
+                        cxtp_ms: total * 0.5,
+                        socket_data_ms: total * 0.25,
+                        mih_commit_ms: total * 0.15,
+                        app_data_ms: total * 0.1,
+                    },
+                    context_bytes: 70_000,
+                    started_offset_ms: i as f64 * 0.05,
+                });
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn run(i: usize, total: f64) -> RunRecord {
+        RunRecord {
+            run: i,
+            ok: true,
+            sha256_ok: true,
+            outcome: OUTCOME_COMPLETED.into(),
+            phases: Phases {
+                mih_commit_ms: total * 0.1,
+                app_data_ms: total * 0.2,
+                socket_data_ms: total * 0.3,
+                cxtp_ms: total * 0.4,
+                total_ms: total,
+            },
+            context_bytes: 1000 * i as u64,
+            app_context_bytes: 500 * i as u64,
+            client_stall_ms: 1.0 + i as f64,
+            ..RunRecord::default()
+        }
+    }
+
+    #[test]
+    fn json_has_the_required_keys() {
+        let report = DemoReport::from_runs(&synthetic::runs(50));
+        let v: Value = serde_json::from_str(&report.to_json().unwrap()).unwrap();
+        for key in [
+            "runs",
+            "runs_ok",
+            "bytes_verified",
+            "rst_seen",
+            "phases_ms",
+            "context_bytes",
+            "client_stall_ms",
+        ] {
+            assert!(v.get(key).is_some(), "missing {key}");
+        }
+        for phase in ["mih_commit", "app_data", "socket_data", "cxtp", "total"] {
+            for stat in ["mean", "std", "p50", "p99"] {
+                assert!(
+                    v["phases_ms"][phase][stat].is_number(),
+                    "phases_ms.{phase}.{stat}"
+                );
+            }
+        }
+        assert!(v["context_bytes"]["mean"].is_number());
+        assert!(v["context_bytes"]["max"].is_u64());
+        assert!(v["client_stall_ms"]["p50"].is_number());
+        assert!(v["client_stall_ms"]["max"].is_number());
+        assert_eq!(v["runs"], 50);
+        assert_eq!(v["bytes_verified"], true);
+        assert_eq!(v["rst_seen"], 0);
+        let back: DemoReport = serde_json::from_value(v).unwrap();
+        assert_eq!(back, report);
+    }
+
+    #[test]
+    fn phases_are_over_completed_runs_and_stall_over_all() {
+        let mut runs = vec![run(1, 1.0), run(2, 2.0), run(3, 3.0)];
+        let mut rolled = run(4, 100.0);
+        rolled.outcome = "rolled back".into();
+        rolled.ok = false;
+        rolled.client_stall_ms = 40.0;
+        rolled.context_bytes = 1_000_000;
+        runs.push(rolled);
+        let r = DemoReport::from_runs(&runs);
+        assert_eq!(r.runs, 4);
+        assert_eq!(r.runs_ok, 3);
+        assert_eq!(r.runs_completed, 3);
+        assert_eq!(r.phases_ms.total.n, 3);
+        assert_eq!(r.phases_ms.total.mean, 2.0);
+        assert_eq!(r.phases_ms.total.max, 3.0);
+        assert_eq!(r.phases_ms.total.std, 1.0);
+        assert_eq!(r.phases_ms.total.p50, 2.0);
+        assert_eq!(r.context_bytes.max, 3000);
+        assert_eq!(r.context_bytes.mean, 2000.0);
+        assert_eq!(r.client_stall_ms.max, 40.0);
+        assert_eq!(r.client_stall_ms.n, 4);
+        assert_eq!(r.outcomes["completed"], 3);
+        assert_eq!(r.outcomes["rolled back"], 1);
+        // A 40 ms stall misses the stall target.
+        let stall = r.targets.iter().find(|t| t.name.contains("stall")).unwrap();
+        assert!(!stall.met);
+        assert!(!r.targets_met);
+    }
+
+    #[test]
+    fn one_bad_sha_or_rst_fails_the_checks() {
+        let mut runs = synthetic::runs(10);
+        assert!(DemoReport::from_runs(&runs).bytes_verified);
+        runs[3].sha256_ok = false;
+        runs[7].rst_seen = 2;
+        runs[8].rst_seen = 1;
+        let r = DemoReport::from_runs(&runs);
+        assert!(!r.bytes_verified);
+        assert_eq!(r.rst_seen, 3);
+        let by_name = |n: &str| r.targets.iter().find(|t| t.name == n).unwrap().clone();
+        assert!(!by_name("zero RST").met);
+        assert_eq!(by_name("zero RST").value, 3.0);
+        assert!(!by_name("all runs byte-exact").met);
+        assert_eq!(by_name("all runs byte-exact").value, 0.9);
+    }
+
+    #[test]
+    fn synthetic_runs_meet_every_target() {
+        let r = DemoReport::from_runs(&synthetic::runs(50));
+        assert!(r.targets_met, "{:#?}", r.targets);
+        assert_eq!(r.targets.len(), 5);
+    }
+
+    #[test]
+    fn slow_runs_miss_the_latency_targets() {
+        let runs: Vec<RunRecord> = (0..20).map(|i| run(i, 11.5)).collect();
+        let r = DemoReport::from_runs(&runs);
+        assert!(!r.targets[0].met && !r.targets[1].met);
+        assert_eq!(r.targets[0].value, 11.5);
+    }
+
+    #[test]
+    fn empty_input_meets_nothing_and_stays_finite() {
+        let r = DemoReport::from_runs(&[]);
+        assert_eq!(r.runs, 0);
+        assert!(!r.bytes_verified);
+        assert!(r.targets.iter().all(|t| !t.met));
+        let json = r.to_json().unwrap();
+        assert!(!json.contains("null"), "{json}");
+    }
+
+    #[test]
+    fn no_completed_run_gives_zero_stats_with_n_zero() {
+        let mut r = run(1, 1.0);
+        r.outcome = "rejected".into();
+        let rep = DemoReport::from_runs(&[r]);
+        assert_eq!(rep.phases_ms.total.n, 0);
+        assert_eq!(rep.phases_ms.total.p50, 0.0);
+        assert!(!rep.targets[0].met, "no data is not a met target");
+    }
+
+    #[test]
+    fn runs_csv_round_trips_through_a_csv_reader() {
+        let mut runs = synthetic::runs(3);
+        runs[1].reason = "target said \"no\", twice\nthen gave up".into();
+        runs[1].outcome = "rejected".into();
+        let text = runs_csv(&runs);
+        let mut rd = csv::Reader::from_reader(text.as_bytes());
+        let header: Vec<String> = rd.headers().unwrap().iter().map(String::from).collect();
+        assert_eq!(header, RUNS_CSV_HEADER.map(String::from).to_vec());
+        let rows: Vec<csv::StringRecord> = rd.records().map(Result::unwrap).collect();
+        assert_eq!(rows.len(), 3);
+        for (row, r) in rows.iter().zip(&runs) {
+            assert_eq!(row.len(), RUNS_CSV_HEADER.len());
+            assert_eq!(row[0].parse::<usize>().unwrap(), r.run);
+            assert_eq!(&row[4], r.outcome);
+            assert_eq!(&row[5], r.reason);
+            assert_eq!(row[10].parse::<f64>().unwrap(), r.phases.total_ms);
+            assert_eq!(row[11].parse::<u64>().unwrap(), r.context_bytes);
+            assert_eq!(row[13].parse::<f64>().unwrap(), r.client_stall_ms);
+            assert_eq!(row[16].parse::<u64>().unwrap(), r.migration_id);
+        }
+    }
+
+    #[test]
+    fn writers_create_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("nested/out");
+        let runs = synthetic::runs(5);
+        let report = DemoReport::from_runs(&runs);
+        let p = write_report_json(&report, &out).unwrap();
+        assert_eq!(p, out.join("report.json"));
+        let back: DemoReport = serde_json::from_slice(&fs::read(&p).unwrap()).unwrap();
+        assert_eq!(back, report);
+        let p = write_runs_csv(&runs, &out).unwrap();
+        assert_eq!(fs::read_to_string(p).unwrap().lines().count(), 6);
+        let recs = synthetic::scale_records();
+        let sums = ScaleSummary::from_records(&recs);
+        let p = write_scale_json(&sums, &out).unwrap();
+        let v: Value = serde_json::from_slice(&fs::read(p).unwrap()).unwrap();
+        assert_eq!(v["summaries"].as_array().unwrap().len(), 4);
+        let p = write_scale_csv(&sums, &out).unwrap();
+        let mut rd = csv::Reader::from_path(p).unwrap();
+        assert_eq!(rd.records().count(), 4);
+        let p = write_scale_records_csv(&recs, &out).unwrap();
+        let mut rd = csv::Reader::from_path(p).unwrap();
+        assert_eq!(rd.records().count(), recs.len());
+    }
+
+    #[test]
+    fn writer_reports_an_unwritable_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a-file");
+        fs::write(&file, b"x").unwrap();
+        let err = write_runs_csv(&[], &file.join("sub")).unwrap_err();
+        assert!(matches!(err, ReportError::Io { .. }), "{err}");
+    }
+
+    #[test]
+    fn scale_summary_groups_and_rates() {
+        let mk = |ues, i: usize, ok, total, start| ScaleRecord {
+            ues,
+            ue: format!("ue{i}"),
+            ok,
+            phases: Phases {
+                total_ms: total,
+                ..Phases::default()
+            },
+            context_bytes: 1000,
+            started_offset_ms: start,
+        };
+        let recs = vec![
+            mk(4, 0, true, 1.0, 0.0),
+            mk(4, 1, true, 2.0, 0.5),
+            mk(4, 2, true, 3.0, 1.0),
+            mk(4, 3, false, 9.0, 1.0), // failed, but it ends the burst at 10 ms
+            mk(1, 0, true, 0.5, 0.0),
+        ];
+        let s = ScaleSummary::from_records(&recs);
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].ues, 1);
+        assert_eq!(s[0].burst_ms, 0.5);
+        assert_eq!(s[0].migrations_per_s, 2000.0);
+        let four = &s[1];
+        assert_eq!((four.ues, four.records, four.migrated), (4, 4, 3));
+        assert_eq!(four.total_ms_p50, 2.0);
+        assert_eq!(four.total_ms_p99, 3.0);
+        assert_eq!(four.burst_ms, 10.0);
+        assert_eq!(four.migrations_per_s, 300.0);
+        assert_eq!(four.attempted_per_s, 400.0);
+        assert!(ScaleSummary::from_records(&[]).is_empty());
+    }
+
+    #[test]
+    fn zero_length_burst_has_zero_rate_not_infinity() {
+        let r = ScaleRecord {
+            ues: 1,
+            ok: true,
+            ..ScaleRecord::default()
+        };
+        let s = ScaleSummary::from_records(&[r]);
+        assert_eq!(s[0].migrations_per_s, 0.0);
+        assert_eq!(s[0].attempted_per_s, 0.0);
+    }
+}

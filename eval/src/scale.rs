@@ -1,0 +1,236 @@
+//! The scale experiment: 1, 10, 100 and 1,000 UEs, each with a live HTTP
+//! download from the video server and a 75 KB application context, handed
+//! over from enbc1 to enbc2 in one burst. Reports per-UE migration times
+//! (and their wait for a migration slot), the burst's duration and
+//! migrations per second; every download is checked octet by octet.
+
+use crate::cluster::{Cluster, ClusterError, ClusterOptions};
+use crate::demo::{VIDEO_PORT, make_video, outcome_name, phases_of};
+use crate::report::ScaleRecord;
+use edgemob_testbed::Node;
+use futures::future::join_all;
+use sha2::{Digest, Sha256};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[derive(Debug, Clone)]
+pub struct ScaleOptions {
+    /// Burst sizes to run, e.g. [1, 10, 100, 1000].
+    pub ues: Vec<usize>,
+    /// Application context per UE, octets.
+    pub context_bytes: usize,
+    /// Each UE's download, octets, and its pace, bits per second.
+    pub size: u64,
+    pub bitrate: u64,
+    pub out: PathBuf,
+    pub edgemob: PathBuf,
+    pub video_server: PathBuf,
+    pub agent_log: String,
+    pub progress: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScaleError {
+    #[error(transparent)]
+    Demo(#[from] crate::demo::DemoError),
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error("{ues} UEs: {why}")]
+    Burst { ues: usize, why: String },
+}
+
+/// One burst's outcome.
+#[derive(Debug, Clone)]
+pub struct Burst {
+    pub ues: usize,
+    pub records: Vec<ScaleRecord>,
+    /// From the first trigger to the last outcome.
+    pub duration: Duration,
+    /// Downloads that arrived complete and exact.
+    pub downloads_ok: usize,
+    /// Per-UE waits for a migration slot, ms.
+    pub queued_ms: Vec<f64>,
+}
+
+async fn client(local: std::net::TcpStream, expected: String, size: u64) -> Result<(), String> {
+    local.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let mut s = tokio::net::TcpStream::from_std(local).map_err(|e| e.to_string())?;
+    s.write_all(b"GET /video.bin HTTP/1.1\r\nHost: edgemob\r\nConnection: close\r\n\r\n")
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if s.read(&mut byte).await.map_err(|e| e.to_string())? == 0 {
+            return Err("closed during the headers".into());
+        }
+        head.push(byte[0]);
+        if head.len() > 16 << 10 {
+            return Err("headers too long".into());
+        }
+    }
+    let mut hash = Sha256::new();
+    let mut got = 0u64;
+    let mut buf = vec![0u8; 64 << 10];
+    while got < size {
+        let n = s
+            .read(&mut buf)
+            .await
+            .map_err(|e| format!("after {got} octets: {e}"))?;
+        if n == 0 {
+            return Err(format!("closed after {got} of {size} octets"));
+        }
+        hash.update(&buf[..n]);
+        got += n as u64;
+    }
+    let hex: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    if hex != expected {
+        return Err("sha256 mismatch".into());
+    }
+    Ok(())
+}
+
+/// Runs every burst size in turn, each on a fresh cluster.
+pub async fn run(opts: &ScaleOptions) -> Result<Vec<Burst>, ScaleError> {
+    let mut bursts = Vec::new();
+    for &n in &opts.ues {
+        bursts.push(burst(opts, n).await?);
+    }
+    Ok(bursts)
+}
+
+async fn burst(opts: &ScaleOptions, n: usize) -> Result<Burst, ScaleError> {
+    let work = opts.out.join(format!("work-{n}"));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).map_err(|e| ScaleError::Burst {
+        ues: n,
+        why: e.to_string(),
+    })?;
+    let video = work.join("video.bin");
+    let expected = make_video(&video, opts.size, 7)?;
+
+    let mut copts = ClusterOptions::new(opts.edgemob.clone(), work.join("cluster"));
+    copts.ue_addrs = n;
+    copts.agent_log = opts.agent_log.clone();
+    // A burst is one handover per UE at once: generous service timers, and
+    // the path switch comes once all have moved.
+    copts.timers = "export_ms = 30000\nimport_ms = 30000\ncxtp_transfer_ms = 60000\nmih_response_ms = 10000\ncommit_hold_ms = 120000\nactivate_ms = 120000\n".into();
+    let mut cluster = Cluster::start(copts).await?;
+    for i in 0..2 {
+        let mut cmd = Command::new(&opts.video_server);
+        cmd.arg("--agent")
+            .arg(cluster.api(i))
+            .arg("--listen")
+            .arg(format!("{}:{VIDEO_PORT}", cluster.service_addr()))
+            .arg("--root")
+            .arg(&work)
+            .arg("--bitrate")
+            .arg(opts.bitrate.to_string())
+            .arg("--context-pad")
+            .arg(opts.context_bytes.to_string());
+        cluster.spawn_service(i, cmd, &format!("enbc{}-video-server.log", i + 1))?;
+    }
+
+    // N clients, one per UE address.
+    let service = SocketAddr::new(cluster.service_addr(), VIDEO_PORT);
+    let addrs: Vec<IpAddr> = (0..n).map(|k| cluster.ue_addr(k)).collect();
+    let sockets = cluster
+        .tb
+        .enter(
+            Node::Ue,
+            move || -> std::io::Result<Vec<std::net::TcpStream>> {
+                addrs
+                    .iter()
+                    .map(|a| {
+                        let s = socket2::Socket::new(
+                            socket2::Domain::IPV4,
+                            socket2::Type::STREAM,
+                            None,
+                        )?;
+                        s.bind(&SocketAddr::new(*a, 0).into())?;
+                        s.connect(&service.into())?;
+                        Ok(s.into())
+                    })
+                    .collect()
+            },
+        )
+        .map_err(ClusterError::from)?
+        .map_err(|e| ScaleError::Burst {
+            ues: n,
+            why: format!("connect: {e}"),
+        })?;
+    let downloads: Vec<_> = sockets
+        .into_iter()
+        .map(|s| tokio::spawn(client(s, expected.clone(), opts.size)))
+        .collect();
+
+    // Wait until every UE is registered at enbc1, then fire them all.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let users = cluster.users(0).await?;
+        if users.len() >= n && users.iter().all(|u| u.connections >= 1) {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(ScaleError::Burst {
+                ues: n,
+                why: format!("only {} of {n} UEs registered", users.len()),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let ues: Vec<String> = (0..n)
+        .map(|k| format!("ue-{}", cluster.ue_addr(k)))
+        .collect();
+    let t0 = Instant::now();
+    let results = join_all(ues.iter().map(|ue| cluster.handover(ue, 0, 1))).await;
+    let duration = t0.elapsed();
+    cluster.switch_all(1)?;
+    join_all(ues.iter().map(|ue| cluster.complete(ue, 1))).await;
+
+    let mut records = Vec::with_capacity(n);
+    let mut queued_ms = Vec::with_capacity(n);
+    for (ue, r) in ues.iter().zip(results) {
+        match r {
+            Ok(rec) => {
+                let p = rec.phases.unwrap_or_default();
+                queued_ms.push(p.queued_ns as f64 / 1e6);
+                records.push(ScaleRecord {
+                    ues: n,
+                    ue: ue.clone(),
+                    ok: outcome_name(rec.outcome) == crate::report::OUTCOME_COMPLETED,
+                    phases: phases_of(&rec),
+                    context_bytes: rec.context_bytes,
+                    started_offset_ms: p.queued_ns as f64 / 1e6,
+                });
+            }
+            Err(e) => {
+                eprintln!("scale: {ue}: {e}");
+                records.push(ScaleRecord {
+                    ues: n,
+                    ue: ue.clone(),
+                    ok: false,
+                    ..ScaleRecord::default()
+                });
+            }
+        }
+    }
+    let mut downloads_ok = 0;
+    for d in downloads {
+        if matches!(d.await, Ok(Ok(()))) {
+            downloads_ok += 1;
+        }
+    }
+    let _ = std::fs::remove_file(&video);
+    Ok(Burst {
+        ues: n,
+        records,
+        duration,
+        downloads_ok,
+        queued_ms,
+    })
+}

@@ -1,0 +1,323 @@
+//! Plain-text tables for terminals and logs.
+//!
+//! [`table_one`] prints a [`DemoReport`] in the style of the paper's Table I
+//! (one row per migration phase: mean, std, p50, p99 in ms) next to the
+//! paper's own figures, followed by context sizes, the client-observed stall,
+//! RST count and one verdict line per benchmark target. [`scale_table`]
+//! prints one row per burst size of the scale experiment.
+//!
+//! Only the paper's total (11.5 ms mean) and context sizes (75 KB mean,
+//! 100 KB max) are known; every other paper cell reads `n/a`. A statistic
+//! computed over no value also reads `n/a`. The output is plain ASCII.
+
+use std::fmt::Write;
+
+use crate::report::{
+    BYTES_PER_KB, ByteStats, DemoReport, PAPER_CONTEXT_MAX_KB, PAPER_CONTEXT_MEAN_KB,
+    PAPER_TOTAL_MEAN_MS, PhaseStats, ScaleSummary, TargetCheck,
+};
+
+const NA: &str = "n/a";
+
+fn ms(v: f64, known: bool) -> String {
+    if known && v.is_finite() {
+        format!("{v:.3}")
+    } else {
+        NA.to_string()
+    }
+}
+
+fn kb(v: f64, known: bool) -> String {
+    if known && v.is_finite() {
+        format!("{:.1}", v / BYTES_PER_KB)
+    } else {
+        NA.to_string()
+    }
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "MISSED" }
+}
+
+fn target_value(t: &TargetCheck, runs: usize) -> String {
+    match t.unit.as_str() {
+        "ms" => format!("{:.3} ms", t.value),
+        "fraction of runs" => {
+            let ok = (t.value * runs as f64).round() as usize;
+            format!("{ok}/{runs} runs")
+        }
+        "segments" => format!("{}", t.value),
+        other => format!("{} {other}", t.value),
+    }
+}
+
+/// Table I of the paper, filled with this report's numbers, plus context
+/// sizes, client stall, RST count and the verdict on every target.
+pub fn table_one(report: &DemoReport) -> String {
+    let mut out = String::new();
+    let r = report;
+    // `write!` into a String cannot fail.
+    let _ = writeln!(
+        out,
+        "Table I - per-UE migration time in ms ({} runs, {} completed; phase \
+         statistics over completed runs)",
+        r.runs, r.runs_completed
+    );
+    let _ = writeln!(
+        out,
+        "{:<30} {:>9} {:>9} {:>9} {:>9} {:>14}",
+        "phase", "mean", "std", "p50", "p99", "paper (mean)"
+    );
+    let _ = writeln!(
+        out,
+        "{:-<30} {:->9} {:->9} {:->9} {:->9} {:->14}",
+        "", "", "", "", "", ""
+    );
+    for (name, s) in r.phases_ms.rows() {
+        let s: &PhaseStats = s;
+        let known = s.n > 0;
+        let paper = if name == "Total" {
+            format!("{PAPER_TOTAL_MEAN_MS}")
+        } else {
+            NA.to_string()
+        };
+        let _ = writeln!(
+            out,
+            "{:<30} {:>9} {:>9} {:>9} {:>9} {:>14}",
+            name,
+            ms(s.mean, known),
+            ms(s.std, known),
+            ms(s.p50, known),
+            ms(s.p99, known),
+            paper
+        );
+    }
+    let total = &r.phases_ms.total;
+    if total.n > 0 && total.mean > 0.0 {
+        let _ = writeln!(
+            out,
+            "total mean {:.3} ms vs the paper's {PAPER_TOTAL_MEAN_MS} ms: {:.1}x {}",
+            total.mean,
+            if total.mean <= PAPER_TOTAL_MEAN_MS {
+                PAPER_TOTAL_MEAN_MS / total.mean
+            } else {
+                total.mean / PAPER_TOTAL_MEAN_MS
+            },
+            if total.mean <= PAPER_TOTAL_MEAN_MS {
+                "faster"
+            } else {
+                "slower"
+            }
+        );
+    }
+    let _ = writeln!(out);
+
+    let _ = writeln!(
+        out,
+        "{:<30} {:>9} {:>9} {:>12} {:>11}",
+        "context per UE, KB (1000 B)", "mean", "max", "paper mean", "paper max"
+    );
+    let _ = writeln!(
+        out,
+        "{:-<30} {:->9} {:->9} {:->12} {:->11}",
+        "", "", "", "", ""
+    );
+    let ctx_row = |out: &mut String, name: &str, b: &ByteStats, paper: (String, String)| {
+        let known = b.n > 0;
+        let _ = writeln!(
+            out,
+            "{:<30} {:>9} {:>9} {:>12} {:>11}",
+            name,
+            kb(b.mean, known),
+            kb(b.max as f64, known),
+            paper.0,
+            paper.1
+        );
+    };
+    ctx_row(
+        &mut out,
+        "app context + socket images",
+        &r.context_bytes,
+        (
+            format!("{PAPER_CONTEXT_MEAN_KB}"),
+            format!("{PAPER_CONTEXT_MAX_KB}"),
+        ),
+    );
+    ctx_row(
+        &mut out,
+        "app context only",
+        &r.app_context_bytes,
+        (NA.into(), NA.into()),
+    );
+    let _ = writeln!(out);
+
+    let st = &r.client_stall_ms;
+    let _ = writeln!(
+        out,
+        "client stall (ms, all {} runs): p50 {}  max {}",
+        r.runs,
+        ms(st.p50, st.n > 0),
+        ms(st.max, st.n > 0)
+    );
+    let _ = writeln!(out, "RST segments seen by the UE: {}", r.rst_seen);
+    let _ = writeln!(
+        out,
+        "runs ok: {}/{}  (bytes verified: {})",
+        r.runs_ok,
+        r.runs,
+        if r.bytes_verified { "yes" } else { "no" }
+    );
+    if !r.outcomes.is_empty() {
+        let list: Vec<String> = r.outcomes.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let _ = writeln!(out, "outcomes: {}", list.join(", "));
+    }
+    let _ = writeln!(out);
+
+    let _ = writeln!(out, "targets");
+    for t in &r.targets {
+        let _ = writeln!(
+            out,
+            "  {:<28} {:>16}   {}",
+            t.name,
+            target_value(t, r.runs),
+            verdict(t.met)
+        );
+    }
+    let met = r.targets.iter().filter(|t| t.met).count();
+    let _ = writeln!(
+        out,
+        "verdict: {met} of {} targets met{}",
+        r.targets.len(),
+        if r.targets_met { "" } else { " - NOT ALL MET" }
+    );
+    out
+}
+
+/// One row per burst size: migrated UEs, per-UE total p50/p90/p99/max (ms),
+/// burst duration and migrations per second.
+pub fn scale_table(summaries: &[ScaleSummary]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Scale - per-UE total migration time by burst size (ms; over migrated UEs)"
+    );
+    let _ = writeln!(
+        out,
+        "{:>7} {:>13} {:>9} {:>9} {:>9} {:>9} {:>10} {:>13}",
+        "UEs", "migrated", "p50", "p90", "p99", "max", "burst ms", "migrations/s"
+    );
+    let _ = writeln!(
+        out,
+        "{:->7} {:->13} {:->9} {:->9} {:->9} {:->9} {:->10} {:->13}",
+        "", "", "", "", "", "", "", ""
+    );
+    if summaries.is_empty() {
+        let _ = writeln!(out, "(no scale records)");
+    }
+    for s in summaries {
+        let known = s.migrated > 0;
+        let _ = writeln!(
+            out,
+            "{:>7} {:>13} {:>9} {:>9} {:>9} {:>9} {:>10} {:>13}",
+            s.ues,
+            format!("{}/{}", s.migrated, s.records),
+            ms(s.total_ms_p50, known),
+            ms(s.total_ms_p90, known),
+            ms(s.total_ms_p99, known),
+            ms(s.total_ms_max, known),
+            format!("{:.3}", s.burst_ms),
+            format!("{:.1}", s.migrations_per_s),
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{ScaleRecord, synthetic};
+
+    #[test]
+    fn table_one_has_every_row_and_the_paper_column() {
+        let r = DemoReport::from_runs(&synthetic::runs(50));
+        let t = table_one(&r);
+        for name in [
+            "MIH HO commit transaction",
+            "Retrieving application data",
+            "Retrieving sockets data",
+            "CXTP transaction",
+            "Total",
+        ] {
+            let line = t.lines().find(|l| l.starts_with(name)).expect(name);
+            if name == "Total" {
+                assert!(line.trim_end().ends_with("11.5"), "{line}");
+                assert!(line.contains(&format!("{:.3}", r.phases_ms.total.p50)));
+            } else {
+                assert!(line.trim_end().ends_with("n/a"), "{line}");
+            }
+        }
+        let ctx = t
+            .lines()
+            .find(|l| l.starts_with("app context + socket images"))
+            .unwrap();
+        assert!(ctx.contains("75") && ctx.contains("100"), "{ctx}");
+        assert!(ctx.contains(&format!("{:.1}", r.context_bytes.max as f64 / 1000.0)));
+        assert!(t.contains("RST segments seen by the UE: 0"));
+        assert_eq!(t.matches("   met\n").count(), 5, "{t}");
+        assert!(t.contains("verdict: 5 of 5 targets met\n"));
+        assert!(t.contains("faster"));
+        assert!(t.is_ascii());
+    }
+
+    #[test]
+    fn missed_targets_say_so() {
+        let mut runs = synthetic::runs(10);
+        runs[0].rst_seen = 1;
+        runs[1].sha256_ok = false;
+        let t = table_one(&DemoReport::from_runs(&runs));
+        let rst = t.lines().find(|l| l.contains("zero RST")).unwrap();
+        assert!(rst.ends_with("MISSED"), "{rst}");
+        let exact = t.lines().find(|l| l.contains("byte-exact")).unwrap();
+        assert!(
+            exact.contains("9/10 runs") && exact.ends_with("MISSED"),
+            "{exact}"
+        );
+        assert!(t.contains("3 of 5 targets met - NOT ALL MET"), "{t}");
+    }
+
+    #[test]
+    fn empty_report_prints_na_not_zeros() {
+        let t = table_one(&DemoReport::from_runs(&[]));
+        let total = t.lines().find(|l| l.starts_with("Total")).unwrap();
+        assert_eq!(total.matches("n/a").count(), 4, "{total}");
+        assert!(!total.contains("0.000"));
+        assert!(t.contains("0 of 5 targets met"));
+    }
+
+    #[test]
+    fn slower_than_the_paper_says_slower() {
+        let mut runs = synthetic::runs(5);
+        for r in &mut runs {
+            r.phases.total_ms = 23.0;
+        }
+        let t = table_one(&DemoReport::from_runs(&runs));
+        assert!(t.contains("2.0x slower"), "{t}");
+    }
+
+    #[test]
+    fn scale_table_rows() {
+        let s = crate::report::ScaleSummary::from_records(&synthetic::scale_records());
+        let t = scale_table(&s);
+        let rows: Vec<&str> = t.lines().skip(3).collect();
+        assert_eq!(rows.len(), 4);
+        assert!(rows[3].trim_start().starts_with("1000"));
+        assert!(rows[3].contains("1000/1000"));
+        assert!(scale_table(&[]).contains("(no scale records)"));
+        let failed = ScaleRecord {
+            ues: 2,
+            ..ScaleRecord::default()
+        };
+        let t = scale_table(&crate::report::ScaleSummary::from_records(&[failed]));
+        assert!(t.contains("0/1") && t.contains("n/a"), "{t}");
+    }
+}
