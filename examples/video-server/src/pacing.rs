@@ -1,8 +1,11 @@
 //! Pacing of response bodies: a per-connection token bucket.
 //!
-//! Credit accrues at the configured bit rate, up to one chunk; a chunk is
-//! sent when the bucket holds enough credit for it. Chunks are about 1 ms
-//! worth of data, at least 1 KiB and at most 16 KiB. Credit is kept in
+//! Credit accrues at the configured bit rate, up to [`DEPTH_CHUNKS`]
+//! chunks; data is sent when the bucket holds a chunk's worth, and all the
+//! credit is spent at once. Chunks are about 1 ms worth of data, at least
+//! 1 KiB and at most 16 KiB. The runtime's timers have millisecond
+//! granularity and wake late on a busy machine; the deeper bucket lets a
+//! late wake-up catch up, so the long-run rate is the configured one. Credit is kept in
 //! bit-nanoseconds (bits × 10⁹), so the rate is exact over any duration and
 //! rounding never drifts.
 //!
@@ -16,6 +19,8 @@ use std::time::{Duration, Instant};
 pub const MAX_CHUNK: u64 = 16 * 1024;
 /// Smallest chunk written at once when pacing.
 pub const MIN_CHUNK: u64 = 1024;
+/// Bucket depth in chunks: how far a late timer may be caught up.
+pub const DEPTH_CHUNKS: u64 = 4;
 /// Chunk size for unpaced responses.
 pub const UNPACED_CHUNK: u64 = 64 * 1024;
 
@@ -73,7 +78,7 @@ pub struct Pacer {
 }
 
 impl Pacer {
-    /// A full bucket (one chunk may leave at once); `None` when unpaced.
+    /// A bucket holding one chunk; `None` when unpaced.
     pub fn new(bits_per_s: u64, now: Instant) -> Option<Pacer> {
         let chunk = chunk_for(bits_per_s);
         Pacer::with_credit(bits_per_s, chunk, now)
@@ -100,7 +105,7 @@ impl Pacer {
     }
 
     fn cap(&self) -> u128 {
-        u128::from(self.chunk) * 8 * NS
+        u128::from(self.chunk * DEPTH_CHUNKS) * 8 * NS
     }
 
     fn credit_at(&self, now: Instant) -> u128 {
@@ -121,9 +126,10 @@ impl Pacer {
     }
 
     /// How long after `now` the bucket holds `octets` (zero if it already
-    /// does). `octets` beyond one chunk are never reached; they are capped.
+    /// does). `octets` beyond the bucket's depth are never reached; they are
+    /// capped.
     pub fn delay_for(&self, octets: u64, now: Instant) -> Duration {
-        let want = u128::from(octets.min(self.chunk)) * 8 * NS;
+        let want = u128::from(octets.min(self.chunk * DEPTH_CHUNKS)) * 8 * NS;
         let have = self.credit_at(now);
         if have >= want {
             return Duration::ZERO;
@@ -186,9 +192,15 @@ mod tests {
             p.delay_for(2000, t0 + Duration::from_micros(250)),
             Duration::from_micros(750)
         );
-        // Never more than one chunk, however long it idles.
-        assert_eq!(p.available(t0 + Duration::from_secs(3600)), 2000);
-        assert_eq!(p.delay_for(1_000_000, t0), Duration::from_millis(1));
+        // Never more than the bucket's depth, however long it idles.
+        assert_eq!(
+            p.available(t0 + Duration::from_secs(3600)),
+            2000 * DEPTH_CHUNKS
+        );
+        assert_eq!(
+            p.delay_for(1_000_000, t0),
+            Duration::from_millis(DEPTH_CHUNKS)
+        );
     }
 
     #[test]
@@ -236,5 +248,23 @@ mod tests {
         assert_eq!(p.available(t0), 100);
         // 0.1 ms later: 100 + 1000 octets.
         assert_eq!(p.available(t0 + Duration::from_micros(100)), 1100);
+    }
+
+    #[test]
+    fn late_wake_ups_keep_the_rate() {
+        // Every wake-up comes 2 ms after the 1 ms it asked for; spending all
+        // credit each time still delivers the configured rate.
+        let t0 = Instant::now();
+        let mut p = Pacer::new(40_000_000, t0).unwrap();
+        let mut now = t0;
+        let mut sent = 0u64;
+        while now < t0 + Duration::from_secs(1) {
+            now += p.delay_for(p.chunk(), now) + Duration::from_millis(2);
+            let n = p.available(now);
+            p.consume(n, now);
+            sent += n;
+        }
+        let rate = sent as f64 * 8.0 / (now - t0).as_secs_f64();
+        assert!((rate - 40e6).abs() < 0.01 * 40e6, "rate {rate}");
     }
 }

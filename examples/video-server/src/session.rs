@@ -549,14 +549,20 @@ impl Session {
             let need = b.remaining().min(chunk_size);
             let allowed = match &self.pacer {
                 None => need,
-                Some(p) if p.available(now.into_std()) >= need => need,
+                // A chunk's worth is due: send all the credit (a timer that
+                // woke late catches up).
+                Some(p) if p.available(now.into_std()) >= need => {
+                    b.remaining().min(p.available(now.into_std()))
+                }
                 Some(_) => 0,
             };
             if allowed > 0 {
                 let off = b.offset();
                 let cached_end = self.chunk_at + self.chunk.len() as u64;
                 if off < self.chunk_at || off + allowed > cached_end {
-                    let ahead = b.remaining().min(UNPACED_CHUNK.max(chunk_size));
+                    let ahead = b
+                        .remaining()
+                        .min(UNPACED_CHUNK.max(chunk_size).max(allowed));
                     self.chunk.resize(ahead as usize, 0);
                     b.file.read_exact_at(&mut self.chunk, off)?;
                     self.chunk_at = off;
