@@ -200,3 +200,127 @@ fn demo_without_root_says_what_it_needs() {
     }
     assert_eq!(text.trim().lines().count(), 1, "one line: {text}");
 }
+
+/// The ns-3 environment `scripts/install-ns3.sh` makes (the test command
+/// installs it); without it the test is skipped, except under CI.
+fn ns3_ready() -> bool {
+    let python = std::env::var("EDGEMOB_NS3_PYTHON")
+        .unwrap_or_else(|_| "/opt/edgemob/ns3-venv/bin/python".into());
+    let ok = Command::new(&python)
+        .args([
+            "-c",
+            "import edgemob_ns3, importlib.util as u; assert u.find_spec('ns')",
+        ])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        let msg = format!("no ns-3 environment at {python} (run scripts/install-ns3.sh)");
+        assert!(std::env::var_os("CI").is_none(), "{msg}");
+        eprintln!("skipped: {msg}");
+    }
+    ok
+}
+
+/// (UE, source cell, target cell, trace time) of every migration in a
+/// bridge or replay results file, all of which must have completed.
+fn migrations(results: &Path) -> Vec<(String, u64, u64, u64)> {
+    let text =
+        std::fs::read_to_string(results).unwrap_or_else(|e| panic!("{}: {e}", results.display()));
+    text.lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["type"] == "migration")
+        .map(|v| {
+            assert_eq!(v["outcome"], "completed", "{v}");
+            (
+                v["ue"].as_str().unwrap().to_string(),
+                v["source_cell"].as_u64().unwrap(),
+                v["target_cell"].as_u64().unwrap(),
+                v["trace_time_us"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn demo_ok(out: &Path, runs: u64) {
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["runs_ok"], runs, "{report}");
+    assert_eq!(report["bytes_verified"], true, "{report}");
+    assert_eq!(report["rst_seen"], 0, "{report}");
+}
+
+/// The paper's setup: ns-3 simulates the X2 handovers in real time and
+/// drives two real agents; the UE's download moves with each simulated
+/// handover, byte-exact. The X2 captures of that run become a trace, and
+/// replaying it without ns-3 makes the same migrations.
+#[test]
+fn ns3_drives_real_agents_and_its_x2_capture_replays_to_the_same_migrations() {
+    if !root() || !ns3_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sim_out = dir.path().join("ns3-demo");
+    let common = [
+        "--runs",
+        "2",
+        "--size",
+        "2Mi",
+        "--bitrate",
+        "20M",
+        "--quiet",
+    ];
+    let mut args = vec![
+        "demo",
+        "--trigger",
+        "ns3",
+        "--out",
+        sim_out.to_str().unwrap(),
+    ];
+    args.extend(common);
+    let (status, text, _) = run(&args);
+    assert!(
+        status.success(),
+        "edgemob demo --trigger ns3 failed:\n{text}"
+    );
+    assert!(text.contains("X2 handovers 2"), "{text}");
+    assert!(text.contains("to the migration's start"), "{text}");
+    demo_ok(&sim_out, 2);
+    let simulated = migrations(&sim_out.join("ns3/migrations.jsonl"));
+    assert_eq!(simulated.len(), 2, "{simulated:?}");
+    assert_eq!((simulated[0].1, simulated[0].2), (1, 2));
+    assert_eq!((simulated[1].1, simulated[1].2), (2, 1));
+
+    let trace = dir.path().join("from-pcap.jsonl");
+    let (status, text, _) = run(&[
+        "trace",
+        "from-pcap",
+        sim_out.join("ns3").to_str().unwrap(),
+        "--enbs",
+        "2",
+        "-o",
+        trace.to_str().unwrap(),
+    ]);
+    assert!(status.success(), "trace from-pcap failed:\n{text}");
+
+    let replay_out = dir.path().join("replay-demo");
+    let mut args = vec![
+        "demo",
+        "--trigger",
+        "replay",
+        "--trace",
+        trace.to_str().unwrap(),
+        "--out",
+        replay_out.to_str().unwrap(),
+    ];
+    args.extend(common);
+    let (status, text, _) = run(&args);
+    assert!(
+        status.success(),
+        "edgemob demo --trigger replay failed:\n{text}"
+    );
+    demo_ok(&replay_out, 2);
+    assert_eq!(
+        migrations(&replay_out.join("replay/migrations.jsonl")),
+        simulated
+    );
+}

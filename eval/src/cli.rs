@@ -34,6 +34,14 @@ pub fn parse_quantity(s: &str) -> Result<u64, String> {
 pub enum TriggerArg {
     /// Fire the X2 Handover Request ACK directly (TriggerHandover).
     X2,
+    /// ns-3's LENA simulates the X2 handovers in real time and its bridge
+    /// triggers the migrations (the paper's setup; needs the ns-3
+    /// environment of scripts/install-ns3.sh).
+    Ns3,
+    /// Replay the X2 handover starts of a handover trace (--trace) at its
+    /// times, e.g. one `edgemob trace from-pcap` made from a --trigger ns3
+    /// run's X2 captures.
+    Replay,
 }
 
 #[derive(Debug, Args)]
@@ -67,6 +75,10 @@ pub struct DemoArgs {
     /// What fires the handovers.
     #[arg(long, value_enum, default_value = "x2")]
     pub trigger: TriggerArg,
+    /// The handover trace of --trigger replay (JSON lines; IMSI 1 moving
+    /// between cells 1 and 2, starting in cell 1).
+    #[arg(long, required_if_eq("trigger", "replay"))]
+    pub trace: Option<PathBuf>,
     /// The video server binary (default: next to this one).
     #[arg(long, env = "EDGEMOB_VIDEO_SERVER")]
     pub video_server: Option<PathBuf>,
@@ -123,6 +135,7 @@ fn absolute(p: &Path) -> PathBuf {
 /// `edgemob demo`. Ok(true) when every run was byte-exact, RST-free and
 /// completed.
 pub async fn run_demo(a: DemoArgs) -> Result<bool, String> {
+    let edgemob = std::env::current_exe().map_err(|e| e.to_string())?;
     let opts = DemoOptions {
         runs: a.runs.max(1),
         size: a.size.max(1),
@@ -134,8 +147,14 @@ pub async fn run_demo(a: DemoArgs) -> Result<bool, String> {
         seed: a.seed,
         trigger: match a.trigger {
             TriggerArg::X2 => TriggerSource::X2,
+            TriggerArg::Ns3 => TriggerSource::Ns3(crate::ns3::Ns3Options::locate(&edgemob)),
+            TriggerArg::Replay => TriggerSource::Replay(absolute(
+                a.trace
+                    .as_deref()
+                    .ok_or("--trigger replay needs --trace FILE")?,
+            )),
         },
-        edgemob: std::env::current_exe().map_err(|e| e.to_string())?,
+        edgemob,
         video_server: a
             .video_server
             .unwrap_or_else(|| sibling("edgemob-video-server")),

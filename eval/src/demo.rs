@@ -11,6 +11,7 @@
 //! (enbc1 → enbc2, then back), like a UE moving between two cells.
 
 use crate::cluster::{Cluster, ClusterError, ClusterOptions};
+use crate::ns3::{Ns3Options, Schedule, TriggerProcess};
 use crate::report::{Phases, RunRecord};
 use edgemob_paas_api::v1 as pb;
 use edgemob_testbed::Node;
@@ -27,10 +28,36 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub const VIDEO_PORT: u16 = 80;
 
 /// How the handover is triggered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum TriggerSource {
     /// The demo sends the X2 Handover Request ACK (TriggerHandover) itself.
     X2,
+    /// ns-3's LENA simulates the X2 handovers and its bridge triggers the
+    /// migrations ([`crate::ns3`]).
+    Ns3(Ns3Options),
+    /// `edgemob replay` of a handover trace's X2 handover starts triggers
+    /// the migrations at the trace's times.
+    Replay(PathBuf),
+}
+
+impl TriggerSource {
+    pub fn name(&self) -> &'static str {
+        match self {
+            TriggerSource::X2 => "X2 (direct)",
+            TriggerSource::Ns3(_) => "ns-3 (LENA)",
+            TriggerSource::Replay(_) => "trace replay",
+        }
+    }
+}
+
+/// When a run's handover happens.
+#[derive(Debug, Clone, Copy)]
+enum Fire {
+    /// The demo triggers it once the client has this many octets.
+    AtOffset(u64),
+    /// The simulator triggers it at `at`; the download starts `lead`
+    /// earlier.
+    Simulated { at: Instant, lead: Duration },
 }
 
 #[derive(Debug, Clone)]
@@ -81,6 +108,8 @@ pub enum DemoError {
     Run { run: usize, why: String },
     #[error("interrupted")]
     Interrupted,
+    #[error("ns-3: {0}")]
+    Ns3(String),
     #[error("report: {0}")]
     Report(String),
 }
@@ -105,6 +134,9 @@ pub fn preflight(opts: &DemoOptions) -> Result<(), DemoError> {
         if !on_path(tool) {
             return Err(DemoError::MissingTool(tool, pkg));
         }
+    }
+    if let TriggerSource::Ns3(n) = &opts.trigger {
+        n.check()?;
     }
     for (what, path) in [
         ("the edgemob binary", &opts.edgemob),
@@ -278,9 +310,46 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoOutput, DemoError> {
     let mut serving = 0usize;
     let interrupted = tokio::signal::ctrl_c();
     tokio::pin!(interrupted);
+    let download = Duration::from_secs_f64(opts.size as f64 * 8.0 / opts.bitrate.max(1) as f64);
+    let apis = [cluster.api(0), cluster.api(1)];
+    let scenario = crate::ns3::scenario_toml(&format!("ue-{}", cluster.ue_addr(0)), &apis);
+    let (schedule, sim) = match &opts.trigger {
+        TriggerSource::X2 => (Schedule::for_download(0, download), None),
+        TriggerSource::Ns3(n) => {
+            if let Some(b) = &bar {
+                b.set_message("starting ns-3 (importing it takes about 20 s)");
+                b.enable_steady_tick(Duration::from_millis(200));
+            }
+            let schedule = Schedule::for_download(opts.runs, download);
+            let (n, dir, sch) = (n.clone(), out.join("ns3"), schedule.clone());
+            let start = tokio::task::spawn_blocking(move || {
+                TriggerProcess::start(&n, &dir, &scenario, &sch)
+            });
+            tokio::select! {
+                r = start => (schedule, Some(r.map_err(|e| DemoError::Ns3(e.to_string()))??)),
+                _ = &mut interrupted => return Err(DemoError::Interrupted),
+            }
+        }
+        TriggerSource::Replay(trace) => {
+            let records = edgemob_simulator_glue::trace::read_file(trace)
+                .map_err(|e| DemoError::Ns3(e.to_string()))?;
+            let schedule = Schedule::from_trace(&records, opts.runs, download)
+                .map_err(|e| DemoError::Ns3(format!("{}: {e}", trace.display())))?;
+            let sim =
+                TriggerProcess::replay(&opts.edgemob, &records, &out.join("replay"), &scenario)?;
+            (schedule, Some(sim))
+        }
+    };
     for run in 0..opts.runs {
-        let offset = (opts.size as f64 * rng.random_range(0.15..0.75)) as u64;
-        let one = one_run(&cluster, opts, run, serving, offset, &expected, &work);
+        let share = rng.random_range(0.15..0.75);
+        let fire = match &sim {
+            None => Fire::AtOffset((opts.size as f64 * share) as u64),
+            Some(sim) => Fire::Simulated {
+                at: sim.wall(schedule.at(run)),
+                lead: download.mul_f64(share),
+            },
+        };
+        let one = one_run(&cluster, opts, run, serving, fire, &expected, &work);
         let rec = tokio::select! {
             r = one => r?,
             _ = &mut interrupted => {
@@ -288,7 +357,8 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoOutput, DemoError> {
                 return Err(DemoError::Interrupted);
             }
         };
-        if rec.outcome == crate::report::OUTCOME_COMPLETED {
+        // The simulated UE alternates cells whatever happened here.
+        if rec.outcome == crate::report::OUTCOME_COMPLETED || sim.is_some() {
             serving = 1 - serving;
         }
         if let Some(b) = &bar {
@@ -310,6 +380,27 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoOutput, DemoError> {
     if let Some(b) = &bar {
         b.finish();
     }
+    if let Some(sim) = sim {
+        let sim_dir = sim.dir.clone();
+        let (summary, ok) =
+            tokio::task::spawn_blocking(move || sim.finish(Duration::from_secs(30)))
+                .await
+                .map_err(|e| DemoError::Ns3(e.to_string()))?;
+        println!(
+            "\n{} trigger source, outputs in {}:",
+            opts.trigger.name(),
+            sim_dir.display()
+        );
+        for l in summary {
+            println!("  {}", l.trim_start_matches("edgemob: "));
+        }
+        if !ok {
+            println!(
+                "  it reported a failure (see {})",
+                sim_dir.join("output.txt").display()
+            );
+        }
+    }
     let kept = if opts.keep {
         cluster.keep()
     } else {
@@ -328,7 +419,7 @@ async fn one_run(
     opts: &DemoOptions,
     run: usize,
     from: usize,
-    offset: u64,
+    fire: Fire,
     expected: &str,
     work: &Path,
 ) -> Result<RunRecord, DemoError> {
@@ -338,6 +429,15 @@ async fn one_run(
     let fail = |why: String| DemoError::Run { run: run + 1, why };
     let file = work.join(format!("download-{run}.bin"));
     let _ = std::fs::remove_file(&file);
+    let offset = match fire {
+        Fire::AtOffset(o) => o,
+        Fire::Simulated { at, lead } => {
+            // Start the download so the simulated handover meets it there.
+            let start = at.checked_sub(lead).unwrap_or(at);
+            tokio::time::sleep_until(start.into()).await;
+            (lead.as_secs_f64() * opts.bitrate as f64 / 8.0) as u64
+        }
+    };
     let capture = cluster
         .tb
         .capture(
@@ -370,26 +470,22 @@ async fn one_run(
         .spawn(Node::Ue, curl)
         .map_err(ClusterError::from)?;
 
-    // Fire the handover at the chosen point of the download.
     let deadline = Instant::now() + Duration::from_secs(max_secs);
-    loop {
-        let got = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
-        if got >= offset {
-            break;
+    let (fired, rec) = match fire {
+        Fire::AtOffset(_) => {
+            fire_at_offset(
+                cluster, &mut child, &file, offset, deadline, &ue, from, to, &fail,
+            )
+            .await?
         }
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(fail(format!(
-                "curl ended ({status}) before the handover point"
-            )));
+        Fire::Simulated { at, .. } => {
+            let since = SystemTime::now();
+            let rec = simulated_migration(cluster, &ue, from, since, at, &fail).await?;
+            // The simulated ACK's wall-clock moment.
+            let ago = Instant::now().saturating_duration_since(at);
+            (SystemTime::now() - ago, rec)
         }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            return Err(fail("the download never reached the handover point".into()));
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    let fired = SystemTime::now();
-    let rec = cluster.handover(&ue, from, to).await?;
+    };
     let returned = SystemTime::now();
     let completed = rec.outcome == pb::Outcome::Completed as i32;
     let (mut switched, mut told) = (returned, returned);
@@ -468,6 +564,76 @@ async fn one_run(
         trigger_offset_bytes: offset,
         migration_id: rec.migration_id,
     })
+}
+
+/// Waits until the client holds `offset` octets, then fires the X2
+/// Handover Request ACK at eNBC `from` and waits for the migration.
+#[allow(clippy::too_many_arguments)]
+async fn fire_at_offset(
+    cluster: &Cluster,
+    child: &mut std::process::Child,
+    file: &Path,
+    offset: u64,
+    deadline: Instant,
+    ue: &str,
+    from: usize,
+    to: usize,
+    fail: &dyn Fn(String) -> DemoError,
+) -> Result<(SystemTime, pb::MigrationRecord), DemoError> {
+    loop {
+        let got = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+        if got >= offset {
+            break;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(fail(format!(
+                "curl ended ({status}) before the handover point"
+            )));
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            return Err(fail("the download never reached the handover point".into()));
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let fired = SystemTime::now();
+    Ok((fired, cluster.handover(ue, from, to).await?))
+}
+
+/// Waits for the migration of `ue` out of eNBC `from` that the simulator
+/// triggers at `at`: the first one started after `since` that has ended.
+async fn simulated_migration(
+    cluster: &Cluster,
+    ue: &str,
+    from: usize,
+    since: SystemTime,
+    at: Instant,
+    fail: &dyn Fn(String) -> DemoError,
+) -> Result<pb::MigrationRecord, DemoError> {
+    let since_ns = since
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64);
+    tokio::time::sleep_until(at.into()).await;
+    let deadline = at + Duration::from_secs(15);
+    loop {
+        let found = cluster.history(from).await?.into_iter().find(|r| {
+            r.ue == ue
+                && r.direction == pb::Direction::Out as i32
+                && r.started_unix_ns >= since_ns
+                && r.outcome != pb::Outcome::InProgress as i32
+        });
+        if let Some(r) = found {
+            return Ok(r);
+        }
+        if Instant::now() > deadline {
+            return Err(fail(format!(
+                "the simulated handover of {ue} at enbc{} started no migration within 15 s \
+                 (see the trigger source's output.txt)",
+                from + 1
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
 }
 
 /// Diagnostics: when things happened around one migration, relative to its

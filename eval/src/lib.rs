@@ -32,4 +32,5 @@ pub mod table;
 pub mod cli;
 pub mod cluster;
 pub mod demo;
+pub mod ns3;
 pub mod scale;
