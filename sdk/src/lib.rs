@@ -75,9 +75,13 @@ pub const SERVICE_CONTEXT: Fpt = Fpt::SERVICE_APP_CONTEXT;
 /// gRPC message limit: a 16 MiB context plus framing.
 const MAX_MESSAGE: usize = 17 << 20;
 
-/// How long to wait for an announced socket: the agent hands it over when
-/// the handover completes, or revokes it.
-const SOCKET_WAIT: Duration = Duration::from_secs(10);
+/// How long to wait for an announced socket. The agent hands it over once
+/// the UE's path reaches this eNBC (its `CompleteHandover`, or the agent's
+/// activation timer) or revokes it, and a closed channel ends the wait too:
+/// the agent decides. This bound only guards against an agent that never
+/// answers; a short one would abandon live connections whose handover
+/// completes late (a burst of many UEs), leaving them open and unserved.
+const SOCKET_WAIT: Duration = Duration::from_secs(600);
 
 /// Makes the C allocator keep freed memory for reuse instead of returning
 /// it to the kernel. Every migration allocates buffers of about a context's
