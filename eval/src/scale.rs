@@ -7,6 +7,7 @@
 use crate::cluster::{Cluster, ClusterError, ClusterOptions};
 use crate::demo::{VIDEO_PORT, make_video, outcome_name, phases_of};
 use crate::report::ScaleRecord;
+use edgemob_paas_api::v1 as pb;
 use edgemob_testbed::Node;
 use futures::future::join_all;
 use sha2::{Digest, Sha256};
@@ -55,7 +56,11 @@ pub struct Burst {
     pub queued_ms: Vec<f64>,
 }
 
-async fn client(local: std::net::TcpStream, expected: String, size: u64) -> Result<(), String> {
+pub(crate) async fn client(
+    local: std::net::TcpStream,
+    expected: String,
+    size: u64,
+) -> Result<(), String> {
     local.set_nonblocking(true).map_err(|e| e.to_string())?;
     let mut s = tokio::net::TcpStream::from_std(local).map_err(|e| e.to_string())?;
     s.write_all(b"GET /video.bin HTTP/1.1\r\nHost: edgemob\r\nConnection: close\r\n\r\n")
@@ -186,11 +191,28 @@ async fn burst(opts: &ScaleOptions, n: usize) -> Result<Burst, ScaleError> {
     let ues: Vec<String> = (0..n)
         .map(|k| format!("ue-{}", cluster.ue_addr(k)))
         .collect();
+    // Each UE's path follows its own handover: switched, and the target
+    // told, as soon as its migration completed (as the radio side would).
     let t0 = Instant::now();
-    let results = join_all(ues.iter().map(|ue| cluster.handover(ue, 0, 1))).await;
+    let results = join_all(ues.iter().enumerate().map(|(k, ue)| {
+        let cluster = &cluster;
+        async move {
+            let r = cluster.handover(ue, 0, 1).await;
+            if r.as_ref()
+                .is_ok_and(|rec| rec.outcome == pb::Outcome::Completed as i32)
+            {
+                if let Err(e) = cluster.switch_ue(k, 1) {
+                    eprintln!("scale: switching {ue}: {e}");
+                }
+                if let Err(e) = cluster.complete(ue, 1).await {
+                    eprintln!("scale: completing {ue}: {e}");
+                }
+            }
+            r
+        }
+    }))
+    .await;
     let duration = t0.elapsed();
-    cluster.switch_all(1)?;
-    join_all(ues.iter().map(|ue| cluster.complete(ue, 1))).await;
 
     let mut records = Vec::with_capacity(n);
     let mut queued_ms = Vec::with_capacity(n);
@@ -219,10 +241,19 @@ async fn burst(opts: &ScaleOptions, n: usize) -> Result<Burst, ScaleError> {
             }
         }
     }
+    // Bounded: a download that stops is reported, never waited for forever.
     let mut downloads_ok = 0;
+    let wait =
+        Duration::from_secs_f64(opts.size as f64 * 8.0 / opts.bitrate.max(1) as f64 * 2.0 + 60.0);
+    let until = tokio::time::Instant::now() + wait;
     for d in downloads {
-        if matches!(d.await, Ok(Ok(()))) {
-            downloads_ok += 1;
+        match tokio::time::timeout_at(until, d).await {
+            Ok(Ok(Ok(()))) => downloads_ok += 1,
+            Ok(Ok(Err(e))) => eprintln!("scale: a download failed: {e}"),
+            _ => eprintln!(
+                "scale: a download did not finish within {} s",
+                wait.as_secs()
+            ),
         }
     }
     let _ = std::fs::remove_file(&video);
