@@ -44,6 +44,10 @@ pub enum Command {
     /// Hand 1, 10, 100, 1,000 UEs over in one burst each and report per-UE
     /// times and migrations per second (needs root).
     Scale(edgemob_eval::cli::ScaleArgs),
+    /// Many UEs roam across several eNBCs: a handover trace (synthetic, or
+    /// given) replayed against real agents, every download checked (needs
+    /// root).
+    Roam(edgemob_eval::cli::RoamArgs),
 }
 
 #[derive(Debug, Args)]

@@ -33,6 +33,11 @@ fn main() {
                         .to_string()
                 })
             }),
+            Command::Roam(a) => edgemob_eval::cli::run_roam(a).await.and_then(|ok| {
+                ok.then_some(()).ok_or_else(|| {
+                    "some handovers did not migrate or some downloads were not exact".to_string()
+                })
+            }),
             Command::Scale(a) => edgemob_eval::cli::run_scale(a).await.and_then(|ok| {
                 ok.then_some(()).ok_or_else(|| {
                     "some UEs did not migrate or their downloads were not exact".to_string()

@@ -324,3 +324,46 @@ fn ns3_drives_real_agents_and_its_x2_capture_replays_to_the_same_migrations() {
         simulated
     );
 }
+
+/// A 100-UE trace over four eNBCs, replayed against four real agents: every
+/// handover migrates and every UE's download arrives exact.
+#[test]
+fn a_hundred_ues_roam_over_four_real_enbcs() {
+    if !root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("roam");
+    let (status, text, pid) = run(&[
+        "roam",
+        "--ues",
+        "100",
+        "--enbcs",
+        "4",
+        "--handovers-per-ue",
+        "2",
+        "--duration",
+        "8",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(status.success(), "edgemob roam failed:\n{text}");
+    assert!(
+        text.contains("200 migrations completed, 100 of 100 downloads exact"),
+        "{text}"
+    );
+    let text = std::fs::read_to_string(out.join("migrations.jsonl")).unwrap();
+    let mut cells = std::collections::BTreeSet::new();
+    let mut n = 0;
+    for l in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        if v["type"] == "migration" {
+            assert_eq!(v["outcome"], "completed", "{v}");
+            cells.insert(v["source_cell"].as_u64().unwrap());
+            n += 1;
+        }
+    }
+    assert_eq!(n, 200);
+    assert_eq!(cells.len(), 4, "every eNBC was a source: {cells:?}");
+    assert!(namespaces_of(pid).is_empty(), "{:?}", namespaces_of(pid));
+}

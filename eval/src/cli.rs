@@ -121,6 +121,106 @@ pub struct ScaleArgs {
     pub quiet: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct RoamArgs {
+    /// UEs of the synthetic trace (IMSIs 1..N).
+    #[arg(long, default_value_t = 100)]
+    pub ues: usize,
+    /// eNBCs (one cell each, on a ring).
+    #[arg(long, default_value_t = 4)]
+    pub enbcs: usize,
+    /// X2 handovers of each UE in the synthetic trace.
+    #[arg(long, default_value_t = 3)]
+    pub handovers_per_ue: u32,
+    /// Span of the synthetic trace, seconds.
+    #[arg(long, default_value_t = 20.0)]
+    pub duration: f64,
+    /// Seed of the synthetic trace and the video content.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Replay this trace instead of a synthetic one (JSON lines; IMSIs
+    /// 1..N, cells 1..ENBCS).
+    #[arg(long)]
+    pub trace: Option<PathBuf>,
+    /// Application context per UE.
+    #[arg(long, default_value = "75k", value_parser = parse_quantity)]
+    pub context_bytes: u64,
+    /// Each UE's download pace, bits per second.
+    #[arg(long, default_value = "400k", value_parser = parse_quantity)]
+    pub bitrate: u64,
+    /// Where the trace, scenario, migrations.jsonl and logs go.
+    #[arg(long, default_value = "edgemob-roam")]
+    pub out: PathBuf,
+    /// The video server binary (default: next to this one).
+    #[arg(long, env = "EDGEMOB_VIDEO_SERVER")]
+    pub video_server: Option<PathBuf>,
+    /// Log level of the agents (their logs are in OUT/work/cluster).
+    #[arg(long, default_value = "warn")]
+    pub agent_log: String,
+}
+
+/// `edgemob roam`. Ok(true) when every handover migrated and every
+/// download was exact.
+pub async fn run_roam(a: RoamArgs) -> Result<bool, String> {
+    let opts = crate::roam::RoamOptions {
+        ues: a.ues,
+        enbcs: a.enbcs,
+        handovers_per_ue: a.handovers_per_ue,
+        duration_s: a.duration,
+        seed: a.seed,
+        trace: a.trace.as_deref().map(absolute),
+        context_bytes: a.context_bytes as usize,
+        bitrate: a.bitrate,
+        out: absolute(&a.out),
+        edgemob: std::env::current_exe().map_err(|e| e.to_string())?,
+        video_server: a
+            .video_server
+            .unwrap_or_else(|| sibling("edgemob-video-server")),
+        agent_log: a.agent_log,
+    };
+    if !edgemob_testbed::is_root() {
+        return Err(crate::demo::DemoError::NotRoot.to_string());
+    }
+    println!(
+        "edgemob roam: {} eNBCs; {}; replayed against real agents, each UE with a live download",
+        opts.enbcs,
+        match &opts.trace {
+            Some(t) => format!("the X2 handovers of {}", t.display()),
+            None => format!(
+                "{} UEs making {} X2 handovers each over {} s",
+                opts.ues, opts.handovers_per_ue, opts.duration_s
+            ),
+        }
+    );
+    let out = crate::roam::run(&opts).await.map_err(|e| e.to_string())?;
+    let t = out.totals_ms();
+    let d = out.start_delays_ms();
+    println!(
+        "  {} UEs, {} handovers: {} migrations completed, {} of {} downloads exact, in {:.1} s",
+        out.ues,
+        out.handovers,
+        out.completed(),
+        out.downloads_ok,
+        out.ues,
+        out.wall.as_secs_f64()
+    );
+    println!(
+        "  per-UE migration: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms; trace time -> migration start: p50 {:.3} ms, p99 {:.3} ms",
+        t.p50, t.p99, t.max, d.p50, d.p99
+    );
+    for ((from, to), (n, ok)) in crate::roam::by_cells(&out.migrations) {
+        println!("    cell {from} -> {to}: {ok}/{n} completed");
+    }
+    for m in out.migrations.iter().filter(|m| !m.completed()).take(10) {
+        println!(
+            "    {} at {} µs: {} {}",
+            m.ue, m.trace_time_us, m.outcome, m.reason
+        );
+    }
+    println!("  wrote {}", opts.out.join("migrations.jsonl").display());
+    Ok(out.ok())
+}
+
 fn sibling(name: &str) -> PathBuf {
     std::env::current_exe()
         .ok()

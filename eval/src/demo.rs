@@ -531,7 +531,12 @@ async fn one_run(
         started.min(fired),
         started + total + Duration::from_millis(100),
     );
-    if std::env::var_os("EDGEMOB_DEMO_TIMELINE").is_some() {
+    // EDGEMOB_DEMO_TIMELINE=MS: print the timeline of runs whose stall
+    // was at least MS (every run when empty or 0).
+    let timeline = std::env::var("EDGEMOB_DEMO_TIMELINE")
+        .ok()
+        .map(|v| v.parse::<f64>().unwrap_or(0.0));
+    if timeline.is_some_and(|min| stall.as_secs_f64() * 1e3 >= min) {
         print_timeline(
             &segments,
             ue_ip,
@@ -654,7 +659,7 @@ fn print_timeline(
         .collect();
     for s in segments {
         let t = rel(s.at);
-        if (-3.0..12.0).contains(&t) {
+        if (-3.0..60.0).contains(&t) {
             let dir = if s.dst.ip() == ue { "-> ue" } else { "<- ue" };
             lines.push((
                 t,

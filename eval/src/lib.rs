@@ -33,4 +33,5 @@ pub mod cli;
 pub mod cluster;
 pub mod demo;
 pub mod ns3;
+pub mod roam;
 pub mod scale;
