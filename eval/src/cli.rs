@@ -102,10 +102,11 @@ pub struct ScaleArgs {
     #[arg(long, default_value = "75k", value_parser = parse_quantity)]
     pub context_bytes: u64,
     /// Each UE's download.
-    #[arg(long, default_value = "1Mi", value_parser = parse_quantity)]
+    #[arg(long, default_value = "256Ki", value_parser = parse_quantity)]
     pub size: u64,
-    /// Each UE's download pace, bits per second.
-    #[arg(long, default_value = "400k", value_parser = parse_quantity)]
+    /// Each UE's download pace, bits per second (1,000 UEs at 100 kbit/s
+    /// are 100 Mbit/s through the namespaces, alongside the migrations).
+    #[arg(long, default_value = "100k", value_parser = parse_quantity)]
     pub bitrate: u64,
     /// Where scale.csv, scale.json, ues.csv and scale.png go.
     #[arg(long, default_value = "edgemob-scale")]
