@@ -86,6 +86,18 @@ pub fn restore_frozen(img: &TcpStreamImage) -> Result<RestoredSocket, RestoreErr
     let outq_len = img.send_queue.len() as u32;
     set_queue_seq(s, RepairQueue::Recv, img.inq_seq.wrapping_sub(inq_len))?;
     set_queue_seq(s, RepairQueue::Send, img.outq_seq.wrapping_sub(outq_len))?;
+    // The segment size is fixed when connect() sizes the socket: the clamp
+    // given later through TCP_REPAIR_OPTIONS does not resize it, and the
+    // connection would go on in 524-octet segments (the kernel's default
+    // clamp), which the peer acknowledges late (delayed ACK) — a ~35 ms
+    // stall right after the move. TCP_MAXSEG before connect sets the clamp
+    // connect() uses (at most 32767: loopback's larger clamps are cut, the
+    // exact clamp follows with the repair options).
+    if img.mss_clamp >= so::TCP_MIN_MSS {
+        let mss = img.mss_clamp.min(so::TCP_MAX_MSS);
+        so::set_int(s, libc::SOL_TCP, libc::TCP_MAXSEG, mss as i32)
+            .map_err(sys("setsockopt(TCP_MAXSEG)"))?;
+    }
     // In repair mode connect sends no SYN: the socket becomes ESTABLISHED.
     so::connect(s, &img.tuple.peer).map_err(sys("connect"))?;
 

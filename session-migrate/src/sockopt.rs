@@ -25,6 +25,9 @@ pub enum RepairQueue {
     Send = 2,
 }
 
+/// Bounds the kernel accepts for TCP_MAXSEG (`TCP_MIN_MSS`, `MAX_TCP_WINDOW`).
+pub const TCP_MIN_MSS: u32 = 88;
+pub const TCP_MAX_MSS: u32 = 32767;
 pub const TCPOPT_MSS: u32 = 2;
 pub const TCPOPT_WINDOW: u32 = 3;
 pub const TCPOPT_SACK_PERM: u32 = 4;

@@ -33,6 +33,30 @@ fn migrate_in_place(tb: &Testbed, node: Node, server: TcpStream) -> (TcpStream, 
     .unwrap()
 }
 
+/// The segment size a connected socket sends with (TCP_MAXSEG reads the
+/// effective MSS once connected).
+fn maxseg(s: &TcpStream) -> i32 {
+    let mut v: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: a valid fd, and an int-sized buffer with its length.
+    let r = unsafe {
+        libc::getsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(s),
+            libc::SOL_TCP,
+            libc::TCP_MAXSEG,
+            (&mut v as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(
+        r,
+        0,
+        "getsockopt(TCP_MAXSEG): {}",
+        std::io::Error::last_os_error()
+    );
+    v
+}
+
 #[test]
 fn queues_in_flight_both_ways_survive_ipv4_and_ipv6() {
     if !root_or_skip() {
@@ -48,7 +72,16 @@ fn queues_in_flight_both_ways_survive_ipv4_and_ipv6() {
         // The server writes until its send buffer is full (client not reading).
         let mut down_sent = 0;
         write_until_full(&mut server, DOWN, &mut down_sent, 8 << 20);
+        let mss_before = maxseg(&server);
         let (mut server, img) = migrate_in_place(&tb, Node::Enbc1, server);
+        // The restored connection sends segments of the same size (up to
+        // TCP_MAXSEG's 32767), not the kernel's 536-octet default.
+        let mss_after = maxseg(&server);
+        assert!(mss_before > 536, "{listen}: loopback MSS {mss_before}");
+        assert!(
+            mss_after >= mss_before.min(32767 - 40),
+            "{listen}: MSS {mss_before} before the move, {mss_after} after"
+        );
         assert!(!img.recv_queue.is_empty(), "receive queue carried");
         assert!(!img.send_queue.is_empty(), "send queue carried");
         println!(
