@@ -657,9 +657,21 @@ fn print_timeline(
         .iter()
         .map(|(n, t)| (rel(*t), format!("-- {n}")))
         .collect();
+    // Every gap of more than 4 ms between data segments to the UE in the
+    // stall window, wherever it is.
+    let data: Vec<&TcpSegment> = segments
+        .iter()
+        .filter(|s| s.dst.ip() == ue && s.payload_len > 0)
+        .collect();
+    for w in data.windows(2) {
+        let (a, b) = (rel(w[0].at), rel(w[1].at));
+        if b - a > 4.0 && b > -3.0 && a < 110.0 {
+            lines.push((b, format!("== gap of {:.3} ms before this segment", b - a)));
+        }
+    }
     for s in segments {
         let t = rel(s.at);
-        if (-3.0..60.0).contains(&t) {
+        if (-3.0..12.0).contains(&t) {
             let dir = if s.dst.ip() == ue { "-> ue" } else { "<- ue" };
             lines.push((
                 t,
