@@ -37,6 +37,10 @@ pub enum ClusterError {
     Rpc(String, usize),
 }
 
+/// Agent timers for many handovers at once: generous service timers, and
+/// targets that wait for the path switch rather than activate on their own.
+pub const BURST_TIMERS: &str = "export_ms = 30000\nimport_ms = 30000\ncxtp_transfer_ms = 60000\nmih_response_ms = 10000\ncommit_hold_ms = 120000\nactivate_ms = 120000\n";
+
 /// How to build a cluster.
 #[derive(Debug, Clone)]
 pub struct ClusterOptions {
@@ -233,6 +237,68 @@ impl Cluster {
             .expect("not poisoned")
             .insert(i, c.clone());
         Ok(c)
+    }
+
+    /// Starts the video server in every eNBC, serving `root(i)` at the
+    /// service address, paced at `bitrate`, with `context_pad` octets of
+    /// application context per UE and `log` as its log level (if any).
+    pub fn spawn_video_servers(
+        &mut self,
+        binary: &Path,
+        root: impl Fn(usize) -> PathBuf,
+        bitrate: u64,
+        context_pad: usize,
+        log: Option<&str>,
+    ) -> Result<(), ClusterError> {
+        for i in 0..self.enbcs() {
+            let mut cmd = Command::new(binary);
+            cmd.arg("--agent")
+                .arg(self.api(i))
+                .arg("--listen")
+                .arg(format!(
+                    "{}:{}",
+                    self.service_addr(),
+                    crate::demo::VIDEO_PORT
+                ))
+                .arg("--root")
+                .arg(root(i))
+                .arg("--bitrate")
+                .arg(bitrate.to_string())
+                .arg("--context-pad")
+                .arg(context_pad.to_string());
+            if let Some(level) = log {
+                cmd.arg("--log").arg(level);
+            }
+            self.spawn_service(i, cmd, &format!("enbc{}-video-server.log", i + 1))?;
+        }
+        Ok(())
+    }
+
+    /// Connects one TCP socket from each of the first `n` UE addresses to
+    /// the video server, inside the UE's namespace.
+    pub fn connect_ues(&self, n: usize) -> Result<Vec<std::net::TcpStream>, ClusterError> {
+        let service = std::net::SocketAddr::new(self.service_addr(), crate::demo::VIDEO_PORT);
+        let addrs: Vec<IpAddr> = (0..n).map(|k| self.ue_addr(k)).collect();
+        self.tb
+            .enter(
+                Node::Ue,
+                move || -> std::io::Result<Vec<std::net::TcpStream>> {
+                    addrs
+                        .iter()
+                        .map(|a| {
+                            let s = socket2::Socket::new(
+                                socket2::Domain::for_address(service),
+                                socket2::Type::STREAM,
+                                None,
+                            )?;
+                            s.bind(&std::net::SocketAddr::new(*a, 0).into())?;
+                            s.connect(&service.into())?;
+                            Ok(s.into())
+                        })
+                        .collect()
+                },
+            )?
+            .map_err(io("connect the UEs to the video server"))
     }
 
     /// Starts a service inside eNBC `i` and waits for it to print `ready`

@@ -279,22 +279,13 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoOutput, DemoError> {
     copts.save_images = opts.save_images.clone();
     copts.agent_log = opts.agent_log.clone();
     let mut cluster = Cluster::start(copts).await?;
-    for i in 0..2 {
-        let mut cmd = Command::new(&opts.video_server);
-        cmd.arg("--agent")
-            .arg(cluster.api(i))
-            .arg("--listen")
-            .arg(format!("{}:{VIDEO_PORT}", cluster.service_addr()))
-            .arg("--root")
-            .arg(work.join(format!("enbc{}-content", i + 1)))
-            .arg("--bitrate")
-            .arg(opts.bitrate.to_string())
-            .arg("--context-pad")
-            .arg(opts.context_bytes.to_string())
-            .arg("--log")
-            .arg(&opts.service_log);
-        cluster.spawn_service(i, cmd, &format!("enbc{}-video-server.log", i + 1))?;
-    }
+    cluster.spawn_video_servers(
+        &opts.video_server,
+        |i| work.join(format!("enbc{}-content", i + 1)),
+        opts.bitrate,
+        opts.context_bytes,
+        Some(&opts.service_log),
+    )?;
 
     let bar = opts.progress.then(|| {
         let b = indicatif::ProgressBar::new(opts.runs as u64);

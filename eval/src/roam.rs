@@ -12,7 +12,7 @@
 //! and every download arrive octet-exact.
 
 use crate::cluster::{Cluster, ClusterOptions};
-use crate::demo::{VIDEO_PORT, make_video};
+use crate::demo::make_video;
 use crate::scale::{ScaleError, client};
 use crate::stats::Summary;
 use edgemob_simulator_glue::driver::{DriverEvent, MigrationResult};
@@ -20,11 +20,8 @@ use edgemob_simulator_glue::replay::{ReplayOptions, replay};
 use edgemob_simulator_glue::scenario::Scenario;
 use edgemob_simulator_glue::synth::{SynthOptions, generate};
 use edgemob_simulator_glue::trace::{self, EventKind, TraceRecord};
-use edgemob_testbed::Node;
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -176,53 +173,22 @@ pub async fn run(opts: &RoamOptions) -> Result<RoamOutcome, ScaleError> {
     copts.agent_log = opts.agent_log.clone();
     // The path switch follows the replay's report of each migration; the
     // targets wait for it rather than activate on their own.
-    copts.timers = "export_ms = 30000\nimport_ms = 30000\ncxtp_transfer_ms = 60000\nmih_response_ms = 10000\ncommit_hold_ms = 120000\nactivate_ms = 120000\n".into();
-    let cluster = Cluster::start(copts).await?;
-    let mut cluster = cluster;
-    for i in 0..opts.enbcs {
-        let mut cmd = Command::new(&opts.video_server);
-        cmd.arg("--agent")
-            .arg(cluster.api(i))
-            .arg("--listen")
-            .arg(format!("{}:{VIDEO_PORT}", cluster.service_addr()))
-            .arg("--root")
-            .arg(&work)
-            .arg("--bitrate")
-            .arg(opts.bitrate.to_string())
-            .arg("--context-pad")
-            .arg(opts.context_bytes.to_string());
-        cluster.spawn_service(i, cmd, &format!("enbc{}-video-server.log", i + 1))?;
-    }
+    copts.timers = crate::cluster::BURST_TIMERS.into();
+    let mut cluster = Cluster::start(copts).await?;
+    cluster.spawn_video_servers(
+        &opts.video_server,
+        |_| work.clone(),
+        opts.bitrate,
+        opts.context_bytes,
+        None,
+    )?;
 
     // Each UE's path reaches the eNBC of its first cell; it connects there.
     let cells = initial_cells(&records, n);
     for (k, c) in cells.iter().enumerate() {
         cluster.switch_ue(k, *c as usize - 1)?;
     }
-    let service = SocketAddr::new(cluster.service_addr(), VIDEO_PORT);
-    let addrs: Vec<_> = (0..n).map(|k| cluster.ue_addr(k)).collect();
-    let sockets = cluster
-        .tb
-        .enter(
-            Node::Ue,
-            move || -> std::io::Result<Vec<std::net::TcpStream>> {
-                addrs
-                    .iter()
-                    .map(|a| {
-                        let s = socket2::Socket::new(
-                            socket2::Domain::IPV4,
-                            socket2::Type::STREAM,
-                            None,
-                        )?;
-                        s.bind(&SocketAddr::new(*a, 0).into())?;
-                        s.connect(&service.into())?;
-                        Ok(s.into())
-                    })
-                    .collect()
-            },
-        )
-        .map_err(crate::cluster::ClusterError::from)?
-        .map_err(|e| fail(n, format!("connect: {e}")))?;
+    let sockets = cluster.connect_ues(n)?;
     let downloads: Vec<_> = sockets
         .into_iter()
         .map(|s| tokio::spawn(client(s, expected.clone(), size)))

@@ -5,15 +5,12 @@
 //! migrations per second; every download is checked octet by octet.
 
 use crate::cluster::{Cluster, ClusterError, ClusterOptions};
-use crate::demo::{VIDEO_PORT, make_video, outcome_name, phases_of};
+use crate::demo::{make_video, outcome_name, phases_of};
 use crate::report::ScaleRecord;
 use edgemob_paas_api::v1 as pb;
-use edgemob_testbed::Node;
 use futures::future::join_all;
 use sha2::{Digest, Sha256};
-use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -120,53 +117,18 @@ async fn burst(opts: &ScaleOptions, n: usize) -> Result<Burst, ScaleError> {
     let mut copts = ClusterOptions::new(opts.edgemob.clone(), work.join("cluster"));
     copts.ue_addrs = n;
     copts.agent_log = opts.agent_log.clone();
-    // A burst is one handover per UE at once: generous service timers, and
-    // the path switch comes once all have moved.
-    copts.timers = "export_ms = 30000\nimport_ms = 30000\ncxtp_transfer_ms = 60000\nmih_response_ms = 10000\ncommit_hold_ms = 120000\nactivate_ms = 120000\n".into();
+    copts.timers = crate::cluster::BURST_TIMERS.into();
     let mut cluster = Cluster::start(copts).await?;
-    for i in 0..2 {
-        let mut cmd = Command::new(&opts.video_server);
-        cmd.arg("--agent")
-            .arg(cluster.api(i))
-            .arg("--listen")
-            .arg(format!("{}:{VIDEO_PORT}", cluster.service_addr()))
-            .arg("--root")
-            .arg(&work)
-            .arg("--bitrate")
-            .arg(opts.bitrate.to_string())
-            .arg("--context-pad")
-            .arg(opts.context_bytes.to_string());
-        cluster.spawn_service(i, cmd, &format!("enbc{}-video-server.log", i + 1))?;
-    }
+    cluster.spawn_video_servers(
+        &opts.video_server,
+        |_| work.clone(),
+        opts.bitrate,
+        opts.context_bytes,
+        None,
+    )?;
 
     // N clients, one per UE address.
-    let service = SocketAddr::new(cluster.service_addr(), VIDEO_PORT);
-    let addrs: Vec<IpAddr> = (0..n).map(|k| cluster.ue_addr(k)).collect();
-    let sockets = cluster
-        .tb
-        .enter(
-            Node::Ue,
-            move || -> std::io::Result<Vec<std::net::TcpStream>> {
-                addrs
-                    .iter()
-                    .map(|a| {
-                        let s = socket2::Socket::new(
-                            socket2::Domain::IPV4,
-                            socket2::Type::STREAM,
-                            None,
-                        )?;
-                        s.bind(&SocketAddr::new(*a, 0).into())?;
-                        s.connect(&service.into())?;
-                        Ok(s.into())
-                    })
-                    .collect()
-            },
-        )
-        .map_err(ClusterError::from)?
-        .map_err(|e| ScaleError::Burst {
-            ues: n,
-            why: format!("connect: {e}"),
-        })?;
+    let sockets = cluster.connect_ues(n)?;
     let downloads: Vec<_> = sockets
         .into_iter()
         .map(|s| tokio::spawn(client(s, expected.clone(), opts.size)))
