@@ -63,17 +63,27 @@ fn listen(tb: &Testbed, node: Node, addr: SocketAddr) -> TcpListener {
     tb.enter(node, || TcpListener::bind(addr).unwrap()).unwrap()
 }
 
-/// Waits (bounded) until the session has sent `bytes` of its body.
-fn run_until(session: Session, bytes: u64) -> Session {
-    let mut serving = Serving::start(session, None);
+/// Serves the sessions at once until each has sent at least its number of
+/// body octets (bounded in time); stops them just before returning, so the
+/// handover that follows is the only pause their clients see.
+fn run_until(sessions: Vec<(Session, u64)>) -> Vec<Session> {
+    let goals: Vec<u64> = sessions.iter().map(|(_, g)| *g).collect();
+    let mut serving: Vec<Serving> = sessions
+        .into_iter()
+        .map(|(s, _)| Serving::start(s, None))
+        .collect();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         std::thread::sleep(Duration::from_millis(20));
-        let s = serving.stop();
-        if s.down_sent >= bytes || Instant::now() > deadline {
-            return s;
+        let stopped: Vec<Session> = serving.into_iter().map(Serving::stop).collect();
+        let reached = stopped.iter().zip(&goals).all(|(s, g)| s.down_sent >= *g);
+        if reached || Instant::now() > deadline {
+            return stopped;
         }
-        serving = Serving::start(s, None);
+        serving = stopped
+            .into_iter()
+            .map(|s| Serving::start(s, None))
+            .collect();
     }
 }
 
@@ -98,8 +108,8 @@ fn handover_moves_live_downloads_and_uploads_without_rst() {
     let updown_session = Session::accept(l6.accept().unwrap().0);
 
     // Serve both for a while, then hand over mid-transfer.
-    let curl_session = run_until(curl_session, 8 << 20);
-    let updown_session = run_until(updown_session, 2 << 20);
+    let mut both = run_until(vec![(curl_session, 8 << 20), (updown_session, 2 << 20)]);
+    let (updown_session, curl_session) = (both.pop().unwrap(), both.pop().unwrap());
     assert!(
         curl_session.down_sent < DOWNLOAD && updown_session.up_received < updown_session.up_total
     );
@@ -181,7 +191,9 @@ fn rollback_after_dump_resumes_the_source_byte_exact() {
     let l4 = listen(&tb, Node::Enbc1, v4);
     let capture = tb.capture(Node::Ue, "eth0", "tcp port 80").unwrap();
     let (mut curl, hashed) = curl(&tb, v4, 16 << 20);
-    let session = run_until(Session::accept(l4.accept().unwrap().0), 4 << 20);
+    let session = run_until(vec![(Session::accept(l4.accept().unwrap().0), 4 << 20)])
+        .pop()
+        .unwrap();
     // Dump, then fail on purpose before any restore: the source thaws.
     let (mut sessions, timing) = migrate(
         &tb,
