@@ -224,6 +224,17 @@ fn statuses(contexts: &[edgemob_cxtp::Context], f: impl Fn(Fpt) -> Status) -> Ve
     fpts.into_iter().map(|fpt| (fpt, f(fpt))).collect()
 }
 
+/// Per-FPT statuses that blame `culprit` with `status` and accept the rest.
+fn blaming(contexts: &[edgemob_cxtp::Context], culprit: Fpt, status: Status) -> Vec<(Fpt, Status)> {
+    statuses(contexts, |f| {
+        if f == culprit {
+            status
+        } else {
+            Status::SUCCESS
+        }
+    })
+}
+
 async fn install(
     node: Arc<Node>,
     arrived: Arrived,
@@ -275,11 +286,16 @@ async fn install(
         connections: 0,
         started_unix_ns: unix_now_ns(),
     };
-    let refuse_all = |rec: &mut Record, reason: String| {
-        reply.reply(mn, statuses(&contexts, |_| Status::REJECTED));
+    // Ends the arrival unsuccessfully: answers the CTD(s) with `answer`
+    // and records why.
+    let fail = |rec: &mut Record, answer: Vec<(Fpt, Status)>, reason: String| {
+        reply.reply(mn, answer);
         rec.reason = reason;
         rec.phases.total_ns = ns(t0.elapsed());
         node.finish(rec.clone());
+    };
+    let refuse_all = |rec: &mut Record, reason: String| {
+        fail(rec, statuses(&contexts, |_| Status::REJECTED), reason)
     };
 
     // Was this handover accepted over MIH, by this peer, for this UE?
@@ -319,20 +335,11 @@ async fn install(
                     Ok(i) => i,
                     Err(e) => {
                         drop(reg);
-                        reply.reply(
-                            mn,
-                            statuses(&contexts, |f| {
-                                if f == Fpt::TCP_CONNECTION_IMAGE {
-                                    Status::INCOMPLETE
-                                } else {
-                                    Status::SUCCESS
-                                }
-                            }),
+                        fail(
+                            &mut rec,
+                            blaming(&contexts, Fpt::TCP_CONNECTION_IMAGE, Status::INCOMPLETE),
+                            format!("connection image {} does not decode: {e}", c.connection_id),
                         );
-                        rec.reason =
-                            format!("connection image {} does not decode: {e}", c.connection_id);
-                        rec.phases.total_ns = ns(t0.elapsed());
-                        node.finish(rec);
                         return;
                     }
                 };
@@ -393,19 +400,7 @@ async fn install(
                 mig,
                 &reason,
             );
-            reply.reply(
-                mn,
-                statuses(&contexts, |f| {
-                    if f == fpt {
-                        Status::REJECTED
-                    } else {
-                        Status::SUCCESS
-                    }
-                }),
-            );
-            rec.reason = reason;
-            rec.phases.total_ns = ns(t0.elapsed());
-            node.finish(rec);
+            fail(&mut rec, blaming(&contexts, fpt, Status::REJECTED), reason);
             return;
         }
     };
@@ -424,17 +419,8 @@ async fn install(
             abandon(
                 &node, &ue, &incoming, restored, locked, &handles, mig, &reason,
             );
-            let blame = |f| {
-                if f == Fpt::TCP_CONNECTION_IMAGE {
-                    Status::RESTORE_FAILED
-                } else {
-                    Status::SUCCESS
-                }
-            };
-            reply.reply(mn, statuses(&contexts, blame));
-            rec.reason = reason;
-            rec.phases.total_ns = ns(t0.elapsed());
-            node.finish(rec);
+            let answer = blaming(&contexts, Fpt::TCP_CONNECTION_IMAGE, Status::RESTORE_FAILED);
+            fail(&mut rec, answer, reason);
             return;
         }
     };
@@ -444,19 +430,7 @@ async fn install(
         abandon(
             &node, &ue, &incoming, restored, &tuples, &handles, mig, &reason,
         );
-        reply.reply(
-            mn,
-            statuses(&contexts, |f| {
-                if f == fpt {
-                    Status::REJECTED
-                } else {
-                    Status::SUCCESS
-                }
-            }),
-        );
-        rec.reason = reason;
-        rec.phases.total_ns = ns(t0.elapsed());
-        node.finish(rec);
+        fail(&mut rec, blaming(&contexts, fpt, Status::REJECTED), reason);
         return;
     }
     rec.phases.app_data_ns = ns(t1.elapsed());
