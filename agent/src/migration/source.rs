@@ -640,16 +640,8 @@ fn freeze_connections(node: &Node, ue: &str) -> Result<FrozenSet, String> {
             peer: c.peer,
         })
         .collect();
-    let put_back = |node: &Node, back: Vec<(ServiceHandle, Conn)>| {
-        let mut reg = node.reg.lock().expect("not poisoned");
-        if let Some(u) = reg.users.get_mut(ue) {
-            for (h, c) in back {
-                u.services.entry(h).or_default().push(c);
-            }
-        }
-    };
     if let Err(e) = node.lock_tuples(&tuples) {
-        put_back(node, conns);
+        put_back(node, ue, conns);
         return Err(format!("cannot lock the UE's connections: {e}"));
     }
     let mut frozen = Vec::with_capacity(conns.len());
@@ -692,26 +684,43 @@ fn freeze_connections(node: &Node, ue: &str) -> Result<FrozenSet, String> {
     }
     if let Some(reason) = failed {
         node.unlock_tuples(&tuples);
-        let mut back = untouched;
-        for f in frozen {
-            let tuple = f.socket.tuple();
-            match f.socket.thaw() {
-                Ok(fd) => back.push((
-                    f.handle,
-                    Conn {
-                        id: f.id,
-                        fd,
-                        local: tuple.local,
-                        peer: tuple.peer,
-                    },
-                )),
-                Err(e) => tracing::error!(error = %e, "cannot thaw a socket after a failed dump"),
-            }
-        }
-        put_back(node, back);
+        put_back(node, ue, untouched);
+        put_back(node, ue, thaw(frozen));
         return Err(reason);
     }
     Ok((frozen, images, tuples))
+}
+
+/// Thaws frozen sockets where they stopped (nothing lost, nothing sent
+/// twice); unlock their 4-tuples first, as thawing sends a window probe.
+fn thaw(frozen: Vec<Frozen>) -> Vec<(ServiceHandle, Conn)> {
+    let mut back = Vec::with_capacity(frozen.len());
+    for f in frozen {
+        let tuple = f.socket.tuple();
+        match f.socket.thaw() {
+            Ok(fd) => back.push((
+                f.handle,
+                Conn {
+                    id: f.id,
+                    fd,
+                    local: tuple.local,
+                    peer: tuple.peer,
+                },
+            )),
+            Err(e) => tracing::error!(error = %e, "cannot thaw a frozen socket"),
+        }
+    }
+    back
+}
+
+/// Gives connections back to the UE's record, to their services.
+fn put_back(node: &Node, ue: &str, back: Vec<(ServiceHandle, Conn)>) {
+    let mut reg = node.reg.lock().expect("not poisoned");
+    if let Some(u) = reg.users.get_mut(ue) {
+        for (h, c) in back {
+            u.services.entry(h).or_default().push(c);
+        }
+    }
 }
 
 /// The migration failed after sockets were frozen: unlock, thaw, put the
@@ -729,30 +738,7 @@ fn rollback(
 ) {
     // Unlock first: thawing sends a window probe that must not be dropped.
     node.unlock_tuples(tuples);
-    let mut back = Vec::with_capacity(frozen.len());
-    for f in frozen {
-        let tuple = f.socket.tuple();
-        match f.socket.thaw() {
-            Ok(fd) => back.push((
-                f.handle,
-                Conn {
-                    id: f.id,
-                    fd,
-                    local: tuple.local,
-                    peer: tuple.peer,
-                },
-            )),
-            Err(e) => tracing::error!(error = %e, "cannot thaw a socket during rollback"),
-        }
-    }
-    {
-        let mut reg = node.reg.lock().expect("not poisoned");
-        if let Some(u) = reg.users.get_mut(ue) {
-            for (h, c) in back {
-                u.services.entry(h).or_default().push(c);
-            }
-        }
-    }
+    put_back(node, ue, thaw(frozen));
     notify_services(node, handles, || {
         Ev::RolledBack(pb::MigrationRolledBack {
             migration_id: rec.migration_id,
