@@ -261,12 +261,7 @@ impl PeerLink {
                 .expect("not poisoned")
                 .endpoint
                 .poll_timeout();
-            let sleep = async {
-                match next {
-                    Some(at) => tokio::time::sleep_until(at.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let sleep = crate::timer(next);
             let n = tokio::select! {
                 r = rd.read(&mut buf) => match r {
                     Ok(0) | Err(_) => return,
@@ -437,12 +432,7 @@ impl CxtpLinks {
         let mut buf = vec![0u8; 256 * 1024];
         loop {
             let next = conn.endpoint.lock().expect("not poisoned").poll_timeout();
-            let sleep = async {
-                match next {
-                    Some(at) => tokio::time::sleep_until(at.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let sleep = crate::timer(next);
             let n = tokio::select! {
                 r = rd.read(&mut buf) => match r {
                     Ok(0) | Err(_) => return,

@@ -21,3 +21,12 @@ pub mod registry;
 
 pub use config::Config;
 pub use node::{Node, Running, StartError};
+
+/// Sleeps until a sans-IO endpoint's next timer (`poll_timeout`), or for
+/// ever when it has none.
+pub(crate) async fn timer(at: Option<std::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}

@@ -264,12 +264,7 @@ impl MihLink {
         let mut buf = vec![0u8; 65_536];
         loop {
             let next = self.state.lock().expect("not poisoned").mihf.poll_timeout();
-            let sleep = async {
-                match next {
-                    Some(at) => tokio::time::sleep_until(at.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let sleep = crate::timer(next);
             tokio::select! {
                 r = self.udp.recv_from(&mut buf) => match r {
                     Ok((n, from)) => self.on_frame(&buf[..n], from.ip()),
