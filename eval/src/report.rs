@@ -547,31 +547,41 @@ pub const RUNS_CSV_HEADER: [&str; 17] = [
     "migration_id",
 ];
 
+/// The five Table I phases, ms, in column order.
+fn phase_cells(p: &Phases) -> [String; 5] {
+    [
+        p.mih_commit_ms,
+        p.app_data_ms,
+        p.socket_data_ms,
+        p.cxtp_ms,
+        p.total_ms,
+    ]
+    .map(|v| v.to_string())
+}
+
 /// `runs.csv` as a string: a header row ([`RUNS_CSV_HEADER`]) and one row per
 /// run. Floats are written in Rust's shortest round-trip form.
 pub fn runs_csv(runs: &[RunRecord]) -> String {
     let mut out = csv_line(&RUNS_CSV_HEADER.map(String::from));
     for r in runs {
-        let p = &r.phases;
-        out.push_str(&csv_line(&[
+        let mut row = vec![
             r.run.to_string(),
             r.ok.to_string(),
             r.sha256_ok.to_string(),
             r.rst_seen.to_string(),
             r.outcome.clone(),
             r.reason.clone(),
-            p.mih_commit_ms.to_string(),
-            p.app_data_ms.to_string(),
-            p.socket_data_ms.to_string(),
-            p.cxtp_ms.to_string(),
-            p.total_ms.to_string(),
+        ];
+        row.extend(phase_cells(&r.phases));
+        row.extend([
             r.context_bytes.to_string(),
             r.app_context_bytes.to_string(),
             r.client_stall_ms.to_string(),
             r.download_bytes.to_string(),
             r.trigger_offset_bytes.to_string(),
             r.migration_id.to_string(),
-        ]));
+        ]);
+        out.push_str(&csv_line(&row));
     }
     out
 }
@@ -633,20 +643,14 @@ pub const SCALE_RECORDS_CSV_HEADER: [&str; 11] = [
 pub fn scale_records_csv(records: &[ScaleRecord]) -> String {
     let mut out = csv_line(&SCALE_RECORDS_CSV_HEADER.map(String::from));
     for r in records {
-        let p = &r.phases;
-        out.push_str(&csv_line(&[
-            r.ues.to_string(),
-            r.ue.clone(),
-            r.ok.to_string(),
-            p.mih_commit_ms.to_string(),
-            p.app_data_ms.to_string(),
-            p.socket_data_ms.to_string(),
-            p.cxtp_ms.to_string(),
-            p.total_ms.to_string(),
+        let mut row = vec![r.ues.to_string(), r.ue.clone(), r.ok.to_string()];
+        row.extend(phase_cells(&r.phases));
+        row.extend([
             r.context_bytes.to_string(),
             r.started_offset_ms.to_string(),
-            (r.started_offset_ms + p.total_ms).to_string(),
-        ]));
+            (r.started_offset_ms + r.phases.total_ms).to_string(),
+        ]);
+        out.push_str(&csv_line(&row));
     }
     out
 }
