@@ -13,6 +13,9 @@
 //! UE's path (`--no-complete`: the path switch is the demo's, so it tells
 //! the target). The simulator writes its handover trace, per-migration
 //! results and X2 captures to `OUT/ns3/`.
+//!
+//! `--trigger replay` uses the same machinery with `edgemob replay` in place
+//! of the simulator: a trace's X2 handover starts, at the trace's times.
 
 use crate::demo::DemoError;
 use std::io::{BufRead, BufReader};
@@ -327,11 +330,6 @@ impl TriggerProcess {
     /// The wall-clock moment of simulated time `s`.
     pub fn wall(&self, s: f64) -> Instant {
         self.zero + Duration::from_secs_f64(s.max(0.0))
-    }
-
-    /// Whether the simulation process is still running.
-    pub fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// The last `n` lines it printed.
