@@ -176,6 +176,8 @@ pub struct Resumable {
     file: Option<File>,
     library: Arc<Library>,
     cfg: SessionConfig,
+    /// When the context arrived here: the pacing bucket fills from then.
+    arrived: std::time::Instant,
 }
 
 impl Resumable {
@@ -186,13 +188,16 @@ impl Resumable {
 
     /// Continues the context's connection on `stream` (the restored socket).
     pub fn attach(self, stream: TcpStream) -> Session {
-        let now = Instant::now();
         let mut s = Session::with_state(stream, self.library, self.cfg);
         let ctx = self.ctx;
         s.requests_served = ctx.requests_served;
         s.inbuf = ctx.pending_input;
-        // A new bucket from now: the handover's duration is not paid back.
-        s.pacer = Pacer::with_credit(s.cfg.bitrate, u64::from(ctx.pace_credit), now.into_std());
+        // The bucket fills while the UE waits for its socket here, as it
+        // does whenever a connection is idle (up to the bucket's depth): the
+        // first chunk leaves as soon as the socket is live, not a pacing
+        // interval later. The time before the context arrived is not
+        // counted (another host's clock).
+        s.pacer = Pacer::with_credit(s.cfg.bitrate, u64::from(ctx.pace_credit), self.arrived);
         s.response = ctx.response.map(|r| Response {
             status: r.status,
             head: r.head,
@@ -243,6 +248,7 @@ impl Session {
         library: &Arc<Library>,
         cfg: SessionConfig,
     ) -> Result<Resumable, ImportError> {
+        let arrived = std::time::Instant::now();
         let file = match ctx.response.as_ref().and_then(|r| r.body.as_ref()) {
             None => None,
             Some(b) => {
@@ -268,6 +274,7 @@ impl Session {
             file,
             library: Arc::clone(library),
             cfg,
+            arrived,
         })
     }
 
