@@ -232,6 +232,11 @@ async fn migrate_out(
     let overlap = node.cfg.migration.overlap_export;
     tracing::trace!("commit request");
     let commit = async {
+        if overlap {
+            // The export is the longer branch: let its event reach the
+            // service (another task on this thread) before the request goes.
+            tokio::task::yield_now().await;
+        }
         let r = node
             .mih
             .request(&mihf_id(&peer), request)
@@ -259,8 +264,9 @@ async fn migrate_out(
             break;
         }
         tokio::select! {
-            c = &mut commit, if commit_done.is_none() => commit_done = Some(c),
+            biased;
             e = &mut export, if export_done.is_none() && commit_done.as_ref().is_none_or(|c| commit_ok(&c.0)) => export_done = Some(e),
+            c = &mut commit, if commit_done.is_none() => commit_done = Some(c),
         }
         // Stop early when either side failed.
         if commit_done.as_ref().is_some_and(|c| !commit_ok(&c.0))
