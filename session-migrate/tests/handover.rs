@@ -5,59 +5,15 @@
 
 mod support;
 
-use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use edgemob_testbed::{Family, Node, Testbed, TestbedOptions, pcap};
-use sha2::{Digest, Sha256};
+use sha2::Digest;
 use support::root_or_skip;
 use support::server::*;
 
 const DOWNLOAD: u64 = 32 << 20;
-
-/// Starts curl in `ue` with its output hashed as it arrives.
-fn curl(
-    tb: &Testbed,
-    service: SocketAddr,
-    bytes: u64,
-) -> (
-    std::process::Child,
-    std::thread::JoinHandle<([u8; 32], u64)>,
-) {
-    let mut cmd = Command::new("curl");
-    cmd.args([
-        "-sS",
-        "--fail",
-        "--max-time",
-        "60",
-        "--limit-rate",
-        "24M",
-        "-o",
-        "-",
-    ])
-    .arg(url(service, bytes))
-    .stdout(Stdio::piped())
-    .stderr(Stdio::inherit());
-    let mut child = tb.spawn(Node::Ue, cmd).unwrap();
-    let mut out = child.stdout.take().unwrap();
-    let hasher = std::thread::spawn(move || {
-        let mut h = Sha256::new();
-        let mut buf = vec![0u8; 1 << 16];
-        let mut n = 0u64;
-        loop {
-            let r = out.read(&mut buf).unwrap();
-            if r == 0 {
-                break;
-            }
-            h.update(&buf[..r]);
-            n += r as u64;
-        }
-        (h.finalize().into(), n)
-    });
-    (child, hasher)
-}
 
 fn listen(tb: &Testbed, node: Node, addr: SocketAddr) -> TcpListener {
     tb.enter(node, || TcpListener::bind(addr).unwrap()).unwrap()
@@ -102,7 +58,7 @@ fn handover_moves_live_downloads_and_uploads_without_rst() {
     let _l4b = listen(&tb, Node::Enbc2, v4);
 
     let capture = tb.capture(Node::Ue, "eth0", "tcp port 80").unwrap();
-    let (mut curl, hashed) = curl(&tb, v4, DOWNLOAD);
+    let (mut curl, hashed) = curl(&tb, v4, DOWNLOAD, Some("24M"));
     let curl_session = Session::accept(l4.accept().unwrap().0);
     let updown = updown_client(&tb, v6, 8 << 20, 16 << 20);
     let updown_session = Session::accept(l6.accept().unwrap().0);
@@ -190,7 +146,7 @@ fn rollback_after_dump_resumes_the_source_byte_exact() {
     let v4 = SocketAddr::new(tb.service_addr(Family::V4), 80);
     let l4 = listen(&tb, Node::Enbc1, v4);
     let capture = tb.capture(Node::Ue, "eth0", "tcp port 80").unwrap();
-    let (mut curl, hashed) = curl(&tb, v4, 16 << 20);
+    let (mut curl, hashed) = curl(&tb, v4, 16 << 20, Some("24M"));
     let session = run_until(vec![(Session::accept(l4.accept().unwrap().0), 4 << 20)])
         .pop()
         .unwrap();

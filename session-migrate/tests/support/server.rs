@@ -4,6 +4,7 @@
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsFd, AsRawFd};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -397,4 +398,42 @@ pub fn updown_client(
         uploader.join().unwrap();
         h.finalize().into()
     })
+}
+
+/// Starts curl in `ue` downloading `bytes` from `service` (at most at
+/// `limit_rate`, curl's syntax), its output hashed as it arrives.
+pub fn curl(
+    tb: &Testbed,
+    service: SocketAddr,
+    bytes: u64,
+    limit_rate: Option<&str>,
+) -> (
+    std::process::Child,
+    std::thread::JoinHandle<([u8; 32], u64)>,
+) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "--fail", "--max-time", "60", "-o", "-"]);
+    if let Some(rate) = limit_rate {
+        cmd.args(["--limit-rate", rate]);
+    }
+    cmd.arg(url(service, bytes))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut child = tb.spawn(Node::Ue, cmd).unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let hasher = std::thread::spawn(move || {
+        let mut h = Sha256::new();
+        let mut buf = vec![0u8; 1 << 16];
+        let mut n = 0u64;
+        loop {
+            let r = out.read(&mut buf).unwrap();
+            if r == 0 {
+                break;
+            }
+            h.update(&buf[..r]);
+            n += r as u64;
+        }
+        (h.finalize().into(), n)
+    });
+    (child, hasher)
 }
