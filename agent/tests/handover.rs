@@ -92,28 +92,8 @@ async fn the_ue_can_move_back_again() {
     c.switch_and_complete(std::slice::from_ref(&ue)).await;
     client.wait_for(c.opts.download / 2).await;
     // and back from enbc2 to enbc1
-    let r = c
-        .operator(1)
-        .await
-        .trigger_handover(pb::TriggerHandoverRequest {
-            ue: ue.clone(),
-            source_cell: 2,
-            target_cell: 1,
-            wait: true,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    completed(r.record.as_ref().unwrap());
-    c.tb.switch_to(edgemob_testbed::Node::Enbc1).unwrap();
-    c.operator(0)
-        .await
-        .complete_handover(pb::CompleteHandoverRequest {
-            ue: ue.clone(),
-            cell: 1,
-        })
-        .await
-        .unwrap();
+    completed(&c.handover_from(1, &ue).await);
+    c.switch_and_complete_at(0, std::slice::from_ref(&ue)).await;
     assert_eq!(client.finish().downloaded, c.opts.download);
 }
 
@@ -138,28 +118,8 @@ async fn services_on_grpc_events_move_there_and_back() {
     assert!(out.context_bytes > 75_000, "the 75 KB context travelled");
     c.switch_and_complete(std::slice::from_ref(&ue)).await;
     client.wait_for(c.opts.download / 2).await;
-    let back = c
-        .operator(1)
-        .await
-        .trigger_handover(pb::TriggerHandoverRequest {
-            ue: ue.clone(),
-            source_cell: 2,
-            target_cell: 1,
-            wait: true,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    completed(back.record.as_ref().unwrap());
-    c.tb.switch_to(edgemob_testbed::Node::Enbc1).unwrap();
-    c.operator(0)
-        .await
-        .complete_handover(pb::CompleteHandoverRequest {
-            ue: ue.clone(),
-            cell: 1,
-        })
-        .await
-        .unwrap();
+    completed(&c.handover_from(1, &ue).await);
+    c.switch_and_complete_at(0, std::slice::from_ref(&ue)).await;
     assert_eq!(client.finish().downloaded, c.opts.download);
 }
 

@@ -68,13 +68,7 @@ async fn garbage_on_the_mih_and_cxtp_ports_is_counted_and_ignored() {
     );
 
     // A migration afterwards works.
-    let client = c.client(None);
-    let ue = client.ue();
-    client.wait_for(c.opts.download / 4).await;
-    let rec = c.handover(&ue).await;
-    assert_eq!(rec.outcome, pb::Outcome::Completed as i32, "{}", rec.reason);
-    c.switch_and_complete(std::slice::from_ref(&ue)).await;
-    assert_eq!(client.finish().downloaded, c.opts.download);
+    c.a_ue_moves_with_its_download().await;
 }
 
 /// A local process that speaks nonsense on the service link loses only its
@@ -151,11 +145,5 @@ async fn nonsense_on_the_service_link_is_refused_and_counted() {
     }
 
     // The registered services still move.
-    let client = c.client(None);
-    let ue = client.ue();
-    client.wait_for(c.opts.download / 4).await;
-    let rec = c.handover(&ue).await;
-    assert_eq!(rec.outcome, pb::Outcome::Completed as i32, "{}", rec.reason);
-    c.switch_and_complete(std::slice::from_ref(&ue)).await;
-    assert_eq!(client.finish().downloaded, c.opts.download);
+    c.a_ue_moves_with_its_download().await;
 }

@@ -267,13 +267,19 @@ jsonl = "{dir}/enbc{n}.jsonl"
 
     /// Triggers a handover of `ue` from enbc1 to enbc2 and waits for the record.
     pub async fn handover(&self, ue: &str) -> pb::MigrationRecord {
+        self.handover_from(0, ue).await
+    }
+
+    /// Triggers the handover of `ue` from eNBC `from` (0 or 1) to the other
+    /// one and waits for its record.
+    pub async fn handover_from(&self, from: usize, ue: &str) -> pb::MigrationRecord {
         let r = self
-            .operator(0)
+            .operator(from)
             .await
             .trigger_handover(pb::TriggerHandoverRequest {
                 ue: ue.into(),
-                source_cell: 1,
-                target_cell: 2,
+                source_cell: from as u32 + 1,
+                target_cell: 2 - from as u32,
                 wait: true,
             })
             .await
@@ -282,14 +288,33 @@ jsonl = "{dir}/enbc{n}.jsonl"
         r.record.expect("a record when waiting")
     }
 
+    /// A new UE downloading from enbc1 moves to enbc2 mid-download, and
+    /// its download completes.
+    pub async fn a_ue_moves_with_its_download(&self) {
+        let client = self.client(None);
+        let ue = client.ue();
+        client.wait_for(self.opts.download / 4).await;
+        let rec = self.handover(&ue).await;
+        assert_eq!(rec.outcome, pb::Outcome::Completed as i32, "{}", rec.reason);
+        self.switch_and_complete(std::slice::from_ref(&ue)).await;
+        assert_eq!(client.finish().downloaded, self.opts.download);
+    }
+
     /// The radio path switch: routes the UE to enbc2, then tells enbc2.
     pub async fn switch_and_complete(&self, ues: &[String]) {
-        self.tb.switch_to(Node::Enbc2).unwrap();
-        let mut op = self.operator(1).await;
+        self.switch_and_complete_at(1, ues).await;
+    }
+
+    /// The radio path switch to eNBC `to` (0 or 1): routes the UEs there,
+    /// then tells it.
+    pub async fn switch_and_complete_at(&self, to: usize, ues: &[String]) {
+        let node = if to == 0 { Node::Enbc1 } else { Node::Enbc2 };
+        self.tb.switch_to(node).unwrap();
+        let mut op = self.operator(to).await;
         for ue in ues {
             op.complete_handover(pb::CompleteHandoverRequest {
                 ue: ue.clone(),
-                cell: 2,
+                cell: to as u32 + 1,
             })
             .await
             .expect("complete");
