@@ -160,26 +160,27 @@ impl Cluster {
         })
     }
 
+    /// The UE's identity and a connection from `ue` to the service.
+    fn connect_ue(&self) -> (String, std::net::TcpStream) {
+        let service: SocketAddr = (self.tb.service_addr(Family::V4), PORT).into();
+        let ue = format!("ue-{}", self.tb.ue_addr(0, Family::V4));
+        let stream = self
+            .tb
+            .enter(Node::Ue, move || std::net::TcpStream::connect(service))
+            .unwrap()
+            .expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        (ue, stream)
+    }
+
     fn handover(&self, ue: &str, from: usize, to: usize) -> pb::MigrationRecord {
-        let rt = runtime();
-        let rec = rt.block_on(async {
-            let mut op = edgemob_sdk::operator_client(&self.api(from)).await.unwrap();
-            let r = op
-                .trigger_handover(pb::TriggerHandoverRequest {
-                    ue: ue.into(),
-                    source_cell: from as u32 + 1,
-                    target_cell: to as u32 + 1,
-                    wait: true,
-                })
-                .await
-                .expect("trigger")
-                .into_inner();
-            r.record.expect("record")
-        });
+        let rec = self.trigger(ue, from, to);
         assert_eq!(rec.outcome, pb::Outcome::Completed as i32, "{}", rec.reason);
         // The radio path switch.
         self.tb.switch_to([Node::Enbc1, Node::Enbc2][to]).unwrap();
-        rt.block_on(async {
+        runtime().block_on(async {
             let mut op = edgemob_sdk::operator_client(&self.api(to)).await.unwrap();
             op.complete_handover(pb::CompleteHandoverRequest {
                 ue: ue.into(),
@@ -211,15 +212,7 @@ fn a_download_follows_the_ue_there_and_back() {
     };
     let content = content_dir();
     let c = Cluster::start(&agent, [content.path(), content.path()], 75_000);
-    let service: SocketAddr = (c.tb.service_addr(Family::V4), PORT).into();
-    let ue = format!("ue-{}", c.tb.ue_addr(0, Family::V4));
-    let stream =
-        c.tb.enter(Node::Ue, move || std::net::TcpStream::connect(service))
-            .unwrap()
-            .expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
+    let (ue, stream) = c.connect_ue();
     let mut w = stream.try_clone().unwrap();
     // 3 MiB at 16 Mbit/s: about 1.6 s.
     w.write_all(b"GET /video.mp4 HTTP/1.1\r\nHost: v\r\n\r\n")
@@ -284,15 +277,7 @@ fn a_target_with_other_content_refuses_and_the_source_carries_on() {
     v[1234] ^= 0xff;
     std::fs::write(other.path().join("video.mp4"), v).unwrap();
     let c = Cluster::start(&agent, [content.path(), other.path()], 0);
-    let service: SocketAddr = (c.tb.service_addr(Family::V4), PORT).into();
-    let ue = format!("ue-{}", c.tb.ue_addr(0, Family::V4));
-    let stream =
-        c.tb.enter(Node::Ue, move || std::net::TcpStream::connect(service))
-            .unwrap()
-            .expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
+    let (ue, stream) = c.connect_ue();
     let mut w = stream.try_clone().unwrap();
     w.write_all(b"GET /video.mp4 HTTP/1.1\r\nHost: v\r\nConnection: close\r\n\r\n")
         .unwrap();
