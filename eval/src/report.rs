@@ -264,6 +264,19 @@ pub struct TargetCheck {
     pub met: bool,
 }
 
+impl TargetCheck {
+    /// `what <= limit ms`, met when the value is `known` and within it.
+    fn at_most_ms(what: &str, value: f64, limit: f64, known: bool) -> TargetCheck {
+        TargetCheck {
+            name: format!("{what} <= {limit} ms"),
+            value,
+            limit,
+            unit: "ms".into(),
+            met: known && value <= limit,
+        }
+    }
+}
+
 /// The paper's figures this report is compared against. Only the total and
 /// the context sizes are known; the per-phase figures are not.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -343,27 +356,14 @@ impl DemoReport {
         // Every run's stall must be known (finite) for the maximum to count.
         let stall_known = ran && stall.n == runs.len();
         let targets = vec![
-            TargetCheck {
-                name: format!("total p50 <= {TARGET_TOTAL_P50_MS} ms"),
-                value: total.p50,
-                limit: TARGET_TOTAL_P50_MS,
-                unit: "ms".into(),
-                met: total.n > 0 && total.p50 <= TARGET_TOTAL_P50_MS,
-            },
-            TargetCheck {
-                name: format!("total p99 <= {TARGET_TOTAL_P99_MS} ms"),
-                value: total.p99,
-                limit: TARGET_TOTAL_P99_MS,
-                unit: "ms".into(),
-                met: total.n > 0 && total.p99 <= TARGET_TOTAL_P99_MS,
-            },
-            TargetCheck {
-                name: format!("client stall max <= {TARGET_CLIENT_STALL_MAX_MS} ms"),
-                value: client_stall_ms.max,
-                limit: TARGET_CLIENT_STALL_MAX_MS,
-                unit: "ms".into(),
-                met: stall_known && client_stall_ms.max <= TARGET_CLIENT_STALL_MAX_MS,
-            },
+            TargetCheck::at_most_ms("total p50", total.p50, TARGET_TOTAL_P50_MS, total.n > 0),
+            TargetCheck::at_most_ms("total p99", total.p99, TARGET_TOTAL_P99_MS, total.n > 0),
+            TargetCheck::at_most_ms(
+                "client stall max",
+                client_stall_ms.max,
+                TARGET_CLIENT_STALL_MAX_MS,
+                stall_known,
+            ),
             TargetCheck {
                 name: "zero RST".to_string(),
                 value: rst_seen as f64,
