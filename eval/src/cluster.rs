@@ -239,6 +239,27 @@ impl Cluster {
         Ok(c)
     }
 
+    /// A cluster for many handovers at once ([`BURST_TIMERS`]), every
+    /// eNBC's video server serving the same `content` folder.
+    pub async fn start_for_bursts(
+        mut opts: ClusterOptions,
+        video_server: &Path,
+        content: &Path,
+        bitrate: u64,
+        context_pad: usize,
+    ) -> Result<Cluster, ClusterError> {
+        opts.timers = BURST_TIMERS.into();
+        let mut cluster = Cluster::start(opts).await?;
+        cluster.spawn_video_servers(
+            video_server,
+            |_| content.to_path_buf(),
+            bitrate,
+            context_pad,
+            None,
+        )?;
+        Ok(cluster)
+    }
+
     /// Starts the video server in every eNBC, serving `root(i)` at the
     /// service address, paced at `bitrate`, with `context_pad` octets of
     /// application context per UE and `log` as its log level (if any).

@@ -173,15 +173,14 @@ pub async fn run(opts: &RoamOptions) -> Result<RoamOutcome, ScaleError> {
     copts.agent_log = opts.agent_log.clone();
     // The path switch follows the replay's report of each migration; the
     // targets wait for it rather than activate on their own.
-    copts.timers = crate::cluster::BURST_TIMERS.into();
-    let mut cluster = Cluster::start(copts).await?;
-    cluster.spawn_video_servers(
+    let cluster = Cluster::start_for_bursts(
+        copts,
         &opts.video_server,
-        |_| work.clone(),
+        &work,
         opts.bitrate,
         opts.context_bytes,
-        None,
-    )?;
+    )
+    .await?;
 
     // Each UE's path reaches the eNBC of its first cell; it connects there.
     let cells = initial_cells(&records, n);

@@ -117,15 +117,14 @@ async fn burst(opts: &ScaleOptions, n: usize) -> Result<Burst, ScaleError> {
     let mut copts = ClusterOptions::new(opts.edgemob.clone(), work.join("cluster"));
     copts.ue_addrs = n;
     copts.agent_log = opts.agent_log.clone();
-    copts.timers = crate::cluster::BURST_TIMERS.into();
-    let mut cluster = Cluster::start(copts).await?;
-    cluster.spawn_video_servers(
+    let cluster = Cluster::start_for_bursts(
+        copts,
         &opts.video_server,
-        |_| work.clone(),
+        &work,
         opts.bitrate,
         opts.context_bytes,
-        None,
-    )?;
+    )
+    .await?;
 
     // N clients, one per UE address.
     let sockets = cluster.connect_ues(n)?;
