@@ -173,10 +173,8 @@ pub async fn run_roam(a: RoamArgs) -> Result<bool, String> {
         context_bytes: a.context_bytes as usize,
         bitrate: a.bitrate,
         out: absolute(&a.out),
-        edgemob: std::env::current_exe().map_err(|e| e.to_string())?,
-        video_server: a
-            .video_server
-            .unwrap_or_else(|| sibling("edgemob-video-server")),
+        edgemob: this_binary()?,
+        video_server: video_server(a.video_server),
         agent_log: a.agent_log,
     };
     if !edgemob_testbed::is_root() {
@@ -222,11 +220,19 @@ pub async fn run_roam(a: RoamArgs) -> Result<bool, String> {
     Ok(out.ok())
 }
 
-fn sibling(name: &str) -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(|d| d.join(name)))
-        .unwrap_or_else(|| PathBuf::from(name))
+/// This `edgemob` binary: the harnesses start their agents from it.
+fn this_binary() -> Result<PathBuf, String> {
+    std::env::current_exe().map_err(|e| e.to_string())
+}
+
+/// The video server given, or the one next to this binary.
+fn video_server(given: Option<PathBuf>) -> PathBuf {
+    given.unwrap_or_else(|| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(|d| d.join("edgemob-video-server")))
+            .unwrap_or_else(|| PathBuf::from("edgemob-video-server"))
+    })
 }
 
 fn absolute(p: &Path) -> PathBuf {
@@ -236,7 +242,7 @@ fn absolute(p: &Path) -> PathBuf {
 /// `edgemob demo`. Ok(true) when every run was byte-exact, RST-free and
 /// completed.
 pub async fn run_demo(a: DemoArgs) -> Result<bool, String> {
-    let edgemob = std::env::current_exe().map_err(|e| e.to_string())?;
+    let edgemob = this_binary()?;
     let opts = DemoOptions {
         runs: a.runs.max(1),
         size: a.size.max(1),
@@ -256,9 +262,7 @@ pub async fn run_demo(a: DemoArgs) -> Result<bool, String> {
             )),
         },
         edgemob,
-        video_server: a
-            .video_server
-            .unwrap_or_else(|| sibling("edgemob-video-server")),
+        video_server: video_server(a.video_server),
         progress: !a.quiet,
         agent_log: a.agent_log,
         service_log: a.service_log,
@@ -318,10 +322,8 @@ pub async fn run_scale(a: ScaleArgs) -> Result<bool, String> {
         size: a.size,
         bitrate: a.bitrate,
         out: absolute(&a.out),
-        edgemob: std::env::current_exe().map_err(|e| e.to_string())?,
-        video_server: a
-            .video_server
-            .unwrap_or_else(|| sibling("edgemob-video-server")),
+        edgemob: this_binary()?,
+        video_server: video_server(a.video_server),
         agent_log: a.agent_log,
         progress: !a.quiet,
     };
