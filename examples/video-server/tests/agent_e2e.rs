@@ -25,6 +25,20 @@ fn agent_binary() -> Option<PathBuf> {
     bin.exists().then_some(bin)
 }
 
+/// The agent binary, or `None` (saying why the test is skipped) without
+/// root or without a built agent.
+fn agent_or_skip() -> Option<PathBuf> {
+    if !edgemob_testbed::is_root() {
+        eprintln!("skipped: needs root");
+        return None;
+    }
+    let agent = agent_binary();
+    if agent.is_none() {
+        eprintln!("skipped: build the agent first (cargo build -p edgemob-agent)");
+    }
+    agent
+}
+
 fn enbc_addr(i: usize) -> String {
     format!("10.77.{}.2", 2 + i)
 }
@@ -202,12 +216,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 #[test]
 fn a_download_follows_the_ue_there_and_back() {
-    if !edgemob_testbed::is_root() {
-        eprintln!("skipped: needs root");
-        return;
-    }
-    let Some(agent) = agent_binary() else {
-        eprintln!("skipped: build the agent first (cargo build -p edgemob-agent)");
+    let Some(agent) = agent_or_skip() else {
         return;
     };
     let content = content_dir();
@@ -262,12 +271,7 @@ fn a_download_follows_the_ue_there_and_back() {
 
 #[test]
 fn a_target_with_other_content_refuses_and_the_source_carries_on() {
-    if !edgemob_testbed::is_root() {
-        eprintln!("skipped: needs root");
-        return;
-    }
-    let Some(agent) = agent_binary() else {
-        eprintln!("skipped: build the agent first (cargo build -p edgemob-agent)");
+    let Some(agent) = agent_or_skip() else {
         return;
     };
     let content = content_dir();
