@@ -1,9 +1,20 @@
-//! The network lock: while a connection is between sockets, its packets are
-//! dropped (never answered: a kernel without a socket for them would send an
-//! RST and the client would abort). As CRIU does, per namespace one `inet`
-//! table holds a set of `addr . port . addr . port` keys (IPv4 and IPv6) and
-//! input/output rules that drop matching TCP packets, letting packets marked
-//! 0xC114 through. Per migration only set elements change, in one batch.
+//! The network lock: while a connection is between sockets, the packets
+//! that reach this host for it are dropped (never answered: a kernel without
+//! a socket for them would send an RST and the client would abort). As in
+//! CRIU, per namespace one `inet` table holds a set of
+//! `addr . port . addr . port` keys (IPv4 and IPv6) and rules that drop
+//! matching TCP packets, letting packets marked 0xC114 through. Per
+//! migration only set elements change, in one batch.
+//!
+//! Unlike CRIU, nothing is dropped on the way out. Between the lock and the
+//! dump the source's kernel may still transmit (paced or TSQ-deferred
+//! segments); dropped on the way out, those segments would be counted as in
+//! flight in the image, the target would wait for the UE to acknowledge
+//! data it never got, and only a loss-recovery timer would resend it (a
+//! 35 ms stall seen in the demo). Let through, they reach the UE, and
+//! every later output of the frozen socket carries the same octets as the
+//! image. Incoming packets are what must not reach a socket in the middle
+//! of a move.
 //!
 //! The table, as `nft list table inet edgemob_lock` shows it:
 //!
@@ -17,7 +28,6 @@
 //!         ip saddr . tcp sport . ip daddr . tcp dport @conns4 drop
 //!         ip6 saddr . tcp sport . ip6 daddr . tcp dport @conns6 drop
 //!     }
-//!     chain output { …the same… }
 //! }
 //! ```
 
@@ -29,6 +39,8 @@ use crate::nfnl::{Batch, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NfSocket};
 
 /// Name of the lock table in every namespace.
 pub const LOCK_TABLE: &str = "edgemob_lock";
+/// The one chain of the lock table: it sees packets arriving at this host.
+const LOCK_CHAIN: &str = "input";
 /// Packets carrying this mark pass the lock (CRIU's SOCCR_MARK).
 pub const LOCK_EXEMPT_MARK: u32 = 0xC114;
 
@@ -38,7 +50,6 @@ const NFPROTO_INET: u8 = 1;
 const NFPROTO_IPV4: u8 = 2;
 const NFPROTO_IPV6: u8 = 10;
 const NF_INET_LOCAL_IN: u32 = 1;
-const NF_INET_LOCAL_OUT: u32 = 3;
 const NF_DROP: u32 = 0;
 const NF_ACCEPT: u32 = 1;
 
@@ -147,7 +158,9 @@ impl NetLock {
         }
     }
 
-    /// Drops, in both directions, every packet of these connections. Idempotent.
+    /// Drops every packet of these connections that arrives here (in either
+    /// direction, so a connection with both ends on this host is held
+    /// both ways). Idempotent.
     pub fn lock(&mut self, tuples: &[FourTuple]) -> Result<(), LockError> {
         self.change(tuples, Op::Add)
     }
@@ -224,7 +237,8 @@ impl NetLock {
         );
         b.attr_str(NFTA_TABLE_NAME, LOCK_TABLE);
         b.end_msg();
-        for (chain, hook) in [("input", NF_INET_LOCAL_IN), ("output", NF_INET_LOCAL_OUT)] {
+        {
+            let (chain, hook) = (LOCK_CHAIN, NF_INET_LOCAL_IN);
             let seq = self.sock.next_seq();
             b.begin_msg(
                 seq,
@@ -264,7 +278,8 @@ impl NetLock {
             b.attr_be32(NFTA_SET_ID, id);
             b.end_msg();
         }
-        for chain in ["input", "output"] {
+        {
+            let chain = LOCK_CHAIN;
             let seq = self.sock.next_seq();
             rule(&mut b, seq, chain, |b| {
                 meta(b, NFT_META_MARK);

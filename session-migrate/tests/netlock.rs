@@ -62,13 +62,14 @@ fn nft_lists_the_table_and_the_locked_tuples() {
         "set conns4 { type ipv4_addr . inet_service . ipv4_addr . inet_service",
         "set conns6 { type ipv6_addr . inet_service . ipv6_addr . inet_service",
         "chain input { type filter hook input priority filter; policy accept;",
-        "chain output { type filter hook output priority filter; policy accept;",
         "meta mark 0x0000c114 accept",
         "ip saddr . tcp sport . ip daddr . tcp dport @conns4 drop",
         "ip6 saddr . tcp sport . ip6 daddr . tcp dport @conns6 drop",
     ] {
         assert!(table.contains(expected), "missing `{expected}` in: {table}");
     }
+    // What the locked host itself sends is let through.
+    assert!(!table.contains("chain output"), "{table}");
     let set4 = squash(&nft(
         &tb,
         Node::Enbc1,
@@ -140,6 +141,16 @@ fn locked_traffic_is_dropped_never_answered() {
             NetLock::open().unwrap().lock(&[tuple]).unwrap()
         })
         .unwrap();
+        // What the locked side sends still leaves: a segment its kernel
+        // transmits between the lock and the dump reaches the peer instead
+        // of being counted in flight and lost.
+        server.write_all(b"sent while locked").unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut got = [0u8; 64];
+        let n = client.read(&mut got).unwrap();
+        assert_eq!(&got[..n], b"sent while locked");
         client.write_all(b"while locked").unwrap();
         server
             .set_read_timeout(Some(Duration::from_millis(300)))
