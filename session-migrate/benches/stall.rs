@@ -10,9 +10,9 @@
 //!
 //! `cargo bench -p edgemob-session-migrate --bench stall` (root; rounds:
 //! `EDGEMOB_STALL_ROUNDS`, default 30). The stall includes the server's
-//! own pacing (it sleeps [`PACE`] between writes, so up to one pause
-//! passes before it notices the stop); what the agent adds on top
-//! (service export, CXTP) is measured by `edgemob demo`.
+//! own pacing (it pauses [`PACE`] between writes; the stop comes at any
+//! moment of that pause); what the agent adds on top (service export,
+//! CXTP) is measured by `edgemob demo`.
 
 #[path = "../tests/support/mod.rs"]
 mod support;

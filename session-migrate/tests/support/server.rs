@@ -124,7 +124,8 @@ impl Session {
                 }
             }
             if let Some(p) = pace {
-                std::thread::sleep(p);
+                // Woken early by `Serving::stop`: a service stops when asked.
+                std::thread::park_timeout(p);
             } else if !progressed {
                 wait(&self.stream, self.up_received < self.up_total);
             }
@@ -173,6 +174,7 @@ impl Serving {
     /// Stops serving and hands back the session (the service's context export).
     pub fn stop(self) -> Session {
         self.stop.store(true, Ordering::Release);
+        self.handle.thread().unpark();
         self.handle.join().unwrap()
     }
 
