@@ -41,6 +41,8 @@ use crate::nfnl::{Batch, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NfSocket};
 pub const LOCK_TABLE: &str = "edgemob_lock";
 /// The one chain of the lock table: it sees packets arriving at this host.
 const LOCK_CHAIN: &str = "input";
+/// The chain of outgoing packets that earlier builds also had.
+const OLD_OUTPUT_CHAIN: &str = "output";
 /// Packets carrying this mark pass the lock (CRIU's SOCCR_MARK).
 pub const LOCK_EXEMPT_MARK: u32 = 0xC114;
 
@@ -61,6 +63,9 @@ const NFT_MSG_NEWRULE: u16 = 6;
 const NFT_MSG_NEWSET: u16 = 9;
 const NFT_MSG_NEWSETELEM: u16 = 12;
 /// Like DELSETELEM but not an error when the element is absent (kernel 6.3+).
+/// Like DELCHAIN / DELRULE but not an error when absent (kernel 6.3+).
+const NFT_MSG_DESTROYCHAIN: u16 = 27;
+const NFT_MSG_DESTROYRULE: u16 = 28;
 const NFT_MSG_DESTROYSETELEM: u16 = 30;
 
 // Attributes.
@@ -151,6 +156,7 @@ impl NetLock {
             Err(LockError::Rejected { source, .. })
                 if source.raw_os_error() == Some(libc::EEXIST) =>
             {
+                lock.remove_output_chain()?;
                 Ok(lock)
             }
             Err(e) => Err(e),
@@ -177,6 +183,36 @@ impl NetLock {
         let seq = self.sock.next_seq();
         b.begin_msg(seq, NFT_MSG_DELTABLE, "DELTABLE", NFPROTO_INET, NLM_F_ACK);
         b.attr_str(NFTA_TABLE_NAME, LOCK_TABLE);
+        b.end_msg();
+        self.sock.commit(b)
+    }
+
+    /// Earlier builds also dropped outgoing packets, in a chain `output`;
+    /// a table left by one loses that chain (and its rules) here. Nothing
+    /// happens when there is none.
+    fn remove_output_chain(&mut self) -> Result<(), LockError> {
+        let mut b = self.sock.batch();
+        let seq = self.sock.next_seq();
+        b.begin_msg(
+            seq,
+            NFT_MSG_DESTROYRULE,
+            "DESTROYRULE",
+            NFPROTO_INET,
+            NLM_F_ACK,
+        );
+        b.attr_str(NFTA_RULE_TABLE, LOCK_TABLE);
+        b.attr_str(NFTA_RULE_CHAIN, OLD_OUTPUT_CHAIN);
+        b.end_msg();
+        let seq = self.sock.next_seq();
+        b.begin_msg(
+            seq,
+            NFT_MSG_DESTROYCHAIN,
+            "DESTROYCHAIN",
+            NFPROTO_INET,
+            NLM_F_ACK,
+        );
+        b.attr_str(NFTA_CHAIN_TABLE, LOCK_TABLE);
+        b.attr_str(NFTA_CHAIN_NAME, OLD_OUTPUT_CHAIN);
         b.end_msg();
         self.sock.commit(b)
     }

@@ -116,6 +116,58 @@ fn nft_lists_the_table_and_the_locked_tuples() {
     assert!(!nft(&tb, Node::Enbc1, &["list", "ruleset"]).contains("edgemob_lock"));
 }
 
+/// A table left by a build that also dropped outgoing packets loses that
+/// chain when the lock is opened; the locked tuples stay.
+#[test]
+fn an_older_tables_output_chain_is_removed() {
+    if !root_or_skip() {
+        return;
+    }
+    let tb = Testbed::new(TestbedOptions::default()).unwrap();
+    let v4 = FourTuple {
+        local: "10.77.0.1:80".parse().unwrap(),
+        peer: "10.77.1.2:40000".parse().unwrap(),
+    };
+    tb.enter(Node::Enbc1, || {
+        NetLock::open().unwrap().lock(&[v4]).unwrap()
+    })
+    .unwrap();
+    nft(
+        &tb,
+        Node::Enbc1,
+        &["add chain inet edgemob_lock output { type filter hook output priority filter; }"],
+    );
+    nft(
+        &tb,
+        Node::Enbc1,
+        &[
+            "add rule inet edgemob_lock output ip saddr . tcp sport . ip daddr . tcp dport @conns4 drop",
+        ],
+    );
+    let listed = |tb: &Testbed| {
+        squash(&nft(
+            tb,
+            Node::Enbc1,
+            &["list", "table", "inet", "edgemob_lock"],
+        ))
+    };
+    assert!(listed(&tb).contains("chain output"), "{}", listed(&tb));
+    tb.enter(Node::Enbc1, || drop(NetLock::open().unwrap()))
+        .unwrap();
+    let table = listed(&tb);
+    assert!(!table.contains("chain output"), "{table}");
+    assert!(table.contains("chain input"), "{table}");
+    let set4 = squash(&nft(
+        &tb,
+        Node::Enbc1,
+        &["list", "set", "inet", "edgemob_lock", "conns4"],
+    ));
+    assert!(
+        set4.contains("10.77.0.1 . 80 . 10.77.1.2 . 40000"),
+        "{set4}"
+    );
+}
+
 #[test]
 fn locked_traffic_is_dropped_never_answered() {
     if !root_or_skip() {
