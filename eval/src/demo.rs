@@ -511,7 +511,18 @@ async fn one_run(
     let sha_ok = status.success() && sha256_file(&file)? == expected;
     let downloaded = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
     let _ = std::fs::remove_file(&file);
-    let segments = capture.finish().map_err(ClusterError::from)?;
+    // EDGEMOB_DEMO_TIMELINE=MS: print the timeline of runs whose stall
+    // was at least MS (every run when empty or 0) or that saw a RST, and
+    // keep their captures in the output folder.
+    let timeline = std::env::var("EDGEMOB_DEMO_TIMELINE")
+        .ok()
+        .map(|v| v.parse::<f64>().unwrap_or(0.0));
+    let kept = opts.out.join(format!("run-{}.pcap", run + 1));
+    let segments = match timeline {
+        Some(_) => capture.finish_keeping(&kept),
+        None => capture.finish(),
+    }
+    .map_err(ClusterError::from)?;
     let stats = edgemob_testbed::pcap::analyze(&segments, ue_ip);
     let started =
         UNIX_EPOCH + Duration::from_nanos(u64::try_from(rec.started_unix_ns).unwrap_or(0));
@@ -522,12 +533,8 @@ async fn one_run(
         started.min(fired),
         started + total + Duration::from_millis(100),
     );
-    // EDGEMOB_DEMO_TIMELINE=MS: print the timeline of runs whose stall
-    // was at least MS (every run when empty or 0).
-    let timeline = std::env::var("EDGEMOB_DEMO_TIMELINE")
-        .ok()
-        .map(|v| v.parse::<f64>().unwrap_or(0.0));
-    if timeline.is_some_and(|min| stall.as_secs_f64() * 1e3 >= min) {
+    if timeline.is_some_and(|min| stall.as_secs_f64() * 1e3 >= min || stats.rst > 0) {
+        println!("run {} (capture kept as {})", run + 1, kept.display());
         print_timeline(
             &segments,
             ue_ip,
@@ -540,6 +547,8 @@ async fn one_run(
                 ("target told", told),
             ],
         );
+    } else if timeline.is_some() {
+        let _ = std::fs::remove_file(&kept);
     }
     let mut reason = rec.reason.clone();
     if !status.success() {
@@ -662,13 +671,13 @@ fn print_timeline(
     }
     for s in segments {
         let t = rel(s.at);
-        if (-3.0..12.0).contains(&t) {
+        if (-3.0..12.0).contains(&t) || s.is_rst() {
             let dir = if s.dst.ip() == ue { "-> ue" } else { "<- ue" };
             lines.push((
                 t,
                 format!(
-                    "{dir} seq {} len {} flags {:#04x}",
-                    s.seq, s.payload_len, s.flags
+                    "{dir} {} > {} seq {} len {} flags {:#04x}",
+                    s.src, s.dst, s.seq, s.payload_len, s.flags
                 ),
             ));
         }

@@ -96,6 +96,17 @@ impl Capture {
         pcap::read_tcp_segments(&self.path)
     }
 
+    /// Like [`finish`](Self::finish), and keeps a copy of the pcap file at
+    /// `keep` for a closer look (Wireshark, `tshark -r`).
+    pub fn finish_keeping(mut self, keep: &Path) -> Result<Vec<TcpSegment>> {
+        self.stop_and_collect();
+        std::fs::copy(&self.path, keep).map_err(|source| TestbedError::Sys {
+            call: "copy the capture",
+            source,
+        })?;
+        pcap::read_tcp_segments(&self.path)
+    }
+
     fn stop_and_collect(&mut self) -> String {
         if let Some(mut child) = self.child.take() {
             // tcpdump drops what is still in its ring when interrupted: let
