@@ -132,7 +132,8 @@ pub fn restore_frozen(img: &TcpStreamImage) -> Result<RestoredSocket, RestoreErr
     }
 
     fill_queue(s, Queue::Recv, &img.recv_queue)?;
-    fill_queue(s, Queue::Send, img.unacked())?;
+    let (in_flight, tail) = send_split(img);
+    fill_queue(s, Queue::Send, in_flight)?;
     let w = img.window;
     so::set_repair_window(
         s,
@@ -152,8 +153,40 @@ pub fn restore_frozen(img: &TcpStreamImage) -> Result<RestoredSocket, RestoreErr
     Ok(RestoredSocket {
         fd,
         tuple: img.tuple,
-        unsent: img.unsent().to_vec(),
+        unsent: tail.to_vec(),
     })
+}
+
+/// Segments a fresh connection may send at once (RFC 6928's initial
+/// window, the kernel's TCP_INIT_CWND).
+const FIRST_FLIGHT_SEGMENTS: usize = 10;
+
+/// Splits the send queue into what the restored socket holds as sent and
+/// the tail it sends once live, right after the window probe.
+///
+/// Octets the source sent but the peer had not acknowledged are restored
+/// as sent only when they must be. Restored-as-sent segments are marked
+/// repaired, so the kernel takes no round-trip sample from them (Karn) but
+/// from the timestamp the peer echoes: the source's, a second behind this
+/// socket's clock (see the departure lead in `dump`). The first sample is
+/// then about a second; BBR sets its first pacing rate from it and holds
+/// the segment after the ten unpaced ones of the first flight for ~35 ms.
+/// Sent again instead, every sample is a real one and the peer drops what
+/// it already has.
+///
+/// That is safe when the source had nothing left unsent: it cannot have
+/// sent more after the dump, so the peer is at most the in-flight octets
+/// ahead, and those fit in the first flight. Otherwise the peer could be
+/// further ahead than one flight, and the restored socket would ignore its
+/// acknowledgements (of data not sent yet) until a retransmission timeout.
+fn send_split(img: &TcpStreamImage) -> (&[u8], &[u8]) {
+    // A segment's payload: the clamp less the largest options (40 octets).
+    let payload = (img.mss_clamp as usize).saturating_sub(40).max(536);
+    if img.unsent().is_empty() && img.unacked().len() <= FIRST_FLIGHT_SEGMENTS * payload {
+        (&[], &img.send_queue)
+    } else {
+        (img.unacked(), img.unsent())
+    }
 }
 
 /// Buffers first (the queues must fit), then NODELAY/CORK.
