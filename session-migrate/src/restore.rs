@@ -99,7 +99,7 @@ pub fn restore_frozen(img: &TcpStreamImage) -> Result<RestoredSocket, RestoreErr
             .map_err(sys("setsockopt(TCP_MAXSEG)"))?;
     }
     // In repair mode connect sends no SYN: the socket becomes ESTABLISHED.
-    so::connect(s, &img.tuple.peer).map_err(sys("connect"))?;
+    connect(s, img)?;
 
     // Options must be set before any byte is queued (the kernel refuses later).
     let mut opts = Vec::with_capacity(4);
@@ -155,6 +155,35 @@ pub fn restore_frozen(img: &TcpStreamImage) -> Result<RestoredSocket, RestoreErr
         tuple: img.tuple,
         unsent: tail.to_vec(),
     })
+}
+
+/// How long [`connect`] waits for a just-closed socket of the same 4-tuple
+/// to leave the connection table.
+const SAME_TUPLE_WAIT: Duration = Duration::from_millis(50);
+
+/// Connects in repair mode (no SYN). Restored in the namespace it was
+/// dumped in, the connection's previous socket, closed just before, can
+/// still hold the 4-tuple for a moment (up to ~5 ms seen on a loaded
+/// machine): the kernel answers EADDRNOTAVAIL until it is gone, so that
+/// is retried, bounded.
+fn connect(s: BorrowedFd<'_>, img: &TcpStreamImage) -> Result<(), RestoreError> {
+    let deadline = Instant::now() + SAME_TUPLE_WAIT;
+    loop {
+        match so::connect(s, &img.tuple.peer) {
+            Ok(()) => return Ok(()),
+            Err(e)
+                if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            Err(source) => {
+                return Err(RestoreError::Sys {
+                    call: "connect",
+                    source,
+                });
+            }
+        }
+    }
 }
 
 /// Segments a fresh connection may send at once (RFC 6928's initial
