@@ -54,9 +54,11 @@ pub struct Config {
 #[serde(deny_unknown_fields, default)]
 pub struct MigrationConfig {
     /// Ask the services for their contexts while the MIH_N2N_HO_Commit
-    /// transaction is in flight, instead of after its confirm. Saves one
-    /// round trip per handover; if the target refuses, the services simply
-    /// resume (they get a rolled-back event).
+    /// transaction is in flight, instead of after its confirm, and freeze
+    /// the UE's sockets as soon as they have exported if the target has
+    /// not answered yet. Saves one round trip per handover; if the target
+    /// refuses, the sockets are thawed and the services simply resume (they
+    /// get a rolled-back event).
     pub overlap_export: bool,
     /// Outgoing migrations run at most this many at a time; the rest wait
     /// their turn (the wait is recorded as `queued_ns`), still served here.

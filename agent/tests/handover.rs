@@ -44,8 +44,9 @@ async fn a_session_and_its_context_follow_the_ue() {
     ] {
         assert!(v > 0, "{name} not measured");
     }
-    // The export overlaps the MIH commit; the rest runs in sequence.
-    assert!(p.total_ns >= p.mih_commit_ns.max(p.app_data_ns) + p.socket_data_ns + p.cxtp_ns);
+    // The export, then the freeze, overlap the MIH commit; the transfer
+    // follows both.
+    assert!(p.total_ns >= p.mih_commit_ns.max(p.app_data_ns + p.socket_data_ns) + p.cxtp_ns);
     assert_eq!(rec.connections, 1);
     assert!(rec.context_bytes > 24, "context and socket image were sent");
     let hist = c.history(0).await;
@@ -144,6 +145,38 @@ async fn a_target_without_the_service_refuses_and_nothing_moves() {
         rec.reason
     );
     // Still served at the source, which finishes the session.
+    assert_eq!(c.users(0).await[0].state, "served");
+    assert_eq!(client.finish().downloaded, c.opts.download);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_target_leaves_the_session_thawed_at_the_source() {
+    if skip_unless_root() {
+        return;
+    }
+    let mut c = Cluster::start(Opts {
+        timers: "mih_response_ms = 300".into(),
+        ..Opts::default()
+    })
+    .await;
+    let client = c.client(None);
+    let ue = client.ue();
+    client.wait_for(c.opts.download / 4).await;
+    // No MIH_N2N_HO_Commit response will come: the service exports and its
+    // socket is frozen while the source still waits for one.
+    c.kill_agent(1);
+    let rec = c.handover(&ue).await;
+    assert_eq!(rec.outcome, pb::Outcome::Failed as i32, "{}", rec.reason);
+    assert!(
+        rec.reason.contains("no MIH_N2N_HO_Commit response"),
+        "{}",
+        rec.reason
+    );
+    assert!(
+        rec.phases.unwrap().socket_data_ns > 0,
+        "the socket was frozen while the commit was out"
+    );
+    // Thawed: still served at the source, which finishes the session.
     assert_eq!(c.users(0).await[0].state, "served");
     assert_eq!(client.finish().downloaded, c.opts.download);
 }

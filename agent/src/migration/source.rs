@@ -259,6 +259,10 @@ async fn migrate_out(
         commit_done = Some((&mut commit).await);
     }
     let t_export = Instant::now();
+    // 3 may run early too: once the services have exported while the
+    // target still decides, the sockets are frozen at once, off the
+    // critical path. A refusal thaws them (they were silent, not gone).
+    let mut early: Option<(Result<FrozenSet, String>, Instant, Instant)> = None;
     loop {
         if commit_done.is_some() && export_done.is_some() {
             break;
@@ -274,6 +278,11 @@ async fn migrate_out(
         {
             break;
         }
+        if early.is_none() && commit_done.is_none() && export_done.is_some() {
+            let t = Instant::now();
+            let f = tracing::info_span!("socket_data").in_scope(|| freeze_connections(&node, &ue));
+            early = Some((f, t, Instant::now()));
+        }
     }
     let export_asked = overlap || commit_done.as_ref().is_some_and(|c| commit_ok(&c.0));
     if let Some((_, at)) = &commit_done {
@@ -287,6 +296,12 @@ async fn migrate_out(
         Some(outcome) => commit_failure(outcome, &peer, node.cfg.timers.mih_response_ms),
     };
     if let Some((outcome, reason)) = refused {
+        if let Some((Ok((frozen, _, tuples)), t2, t3)) = early {
+            rec.phases.socket_data_ns = ns(t3 - t2);
+            // Unlock first: thawing sends a window probe.
+            node.unlock_tuples(&tuples);
+            put_back(&node, &ue, thaw(frozen));
+        }
         if export_asked {
             clear_exports(&node, mig, &handles);
             notify_services(&node, &handles, || {
@@ -327,13 +342,20 @@ async fn migrate_out(
         }
         None => unreachable!("the loop ends with both phases done or one failed"),
     };
-    let t2 = Instant::now();
-    // 3. Retrieving sockets data: lock, then dump (freeze) each connection.
-    let span = tracing::info_span!("socket_data");
-    let frozen = span.in_scope(|| freeze_connections(&node, &ue));
-    let t3 = Instant::now();
+    // 3. Retrieving sockets data: lock, then dump (freeze) each connection
+    // (unless that was done while the commit was out).
+    let (frozen, t2, t3) = match early {
+        Some(e) => e,
+        None => {
+            let t2 = Instant::now();
+            let f = tracing::info_span!("socket_data").in_scope(|| freeze_connections(&node, &ue));
+            (f, t2, Instant::now())
+        }
+    };
     tracing::trace!("sockets frozen");
     rec.phases.socket_data_ns = ns(t3 - t2);
+    // The transfer starts when both the commit and the freeze are done.
+    let t3 = t3.max(Instant::now());
     let (frozen, images, tuples) = match frozen {
         Ok(f) => f,
         Err(reason) => {
