@@ -262,7 +262,7 @@ async fn migrate_out(
     // 3 may run early too: once the services have exported while the
     // target still decides, the sockets are frozen at once, off the
     // critical path. A refusal thaws them (they were silent, not gone).
-    let mut early: Option<(Result<FrozenSet, String>, Instant, Instant)> = None;
+    let mut early: Option<(Result<FrozenSet, String>, Duration)> = None;
     loop {
         if commit_done.is_some() && export_done.is_some() {
             break;
@@ -279,9 +279,7 @@ async fn migrate_out(
             break;
         }
         if early.is_none() && commit_done.is_none() && export_done.is_some() {
-            let t = Instant::now();
-            let f = tracing::info_span!("socket_data").in_scope(|| freeze_connections(&node, &ue));
-            early = Some((f, t, Instant::now()));
+            early = Some(timed_freeze(&node, &ue));
         }
     }
     let export_asked = overlap || commit_done.as_ref().is_some_and(|c| commit_ok(&c.0));
@@ -296,11 +294,9 @@ async fn migrate_out(
         Some(outcome) => commit_failure(outcome, &peer, node.cfg.timers.mih_response_ms),
     };
     if let Some((outcome, reason)) = refused {
-        if let Some((Ok((frozen, _, tuples)), t2, t3)) = early {
-            rec.phases.socket_data_ns = ns(t3 - t2);
-            // Unlock first: thawing sends a window probe.
-            node.unlock_tuples(&tuples);
-            put_back(&node, &ue, thaw(frozen));
+        if let Some((Ok((frozen, _, tuples)), took)) = early {
+            rec.phases.socket_data_ns = ns(took);
+            unfreeze(&node, &ue, frozen, &tuples);
         }
         if export_asked {
             clear_exports(&node, mig, &handles);
@@ -344,18 +340,11 @@ async fn migrate_out(
     };
     // 3. Retrieving sockets data: lock, then dump (freeze) each connection
     // (unless that was done while the commit was out).
-    let (frozen, t2, t3) = match early {
-        Some(e) => e,
-        None => {
-            let t2 = Instant::now();
-            let f = tracing::info_span!("socket_data").in_scope(|| freeze_connections(&node, &ue));
-            (f, t2, Instant::now())
-        }
-    };
+    let (frozen, took) = early.unwrap_or_else(|| timed_freeze(&node, &ue));
     tracing::trace!("sockets frozen");
-    rec.phases.socket_data_ns = ns(t3 - t2);
+    rec.phases.socket_data_ns = ns(took);
     // The transfer starts when both the commit and the freeze are done.
-    let t3 = t3.max(Instant::now());
+    let t3 = Instant::now();
     let (frozen, images, tuples) = match frozen {
         Ok(f) => f,
         Err(reason) => {
@@ -719,6 +708,20 @@ fn freeze_connections(node: &Node, ue: &str) -> Result<FrozenSet, String> {
     Ok((frozen, images, tuples))
 }
 
+/// [`freeze_connections`] and how long it took (the sockets data phase).
+fn timed_freeze(node: &Node, ue: &str) -> (Result<FrozenSet, String>, Duration) {
+    let t = Instant::now();
+    let f = tracing::info_span!("socket_data").in_scope(|| freeze_connections(node, ue));
+    (f, t.elapsed())
+}
+
+/// Gives frozen connections back to the UE's services, live again.
+fn unfreeze(node: &Node, ue: &str, frozen: Vec<Frozen>, tuples: &[FourTuple]) {
+    // Unlock first: thawing sends a window probe that must not be dropped.
+    node.unlock_tuples(tuples);
+    put_back(node, ue, thaw(frozen));
+}
+
 /// Thaws frozen sockets where they stopped (nothing lost, nothing sent
 /// twice); unlock their 4-tuples first, as thawing sends a window probe.
 fn thaw(frozen: Vec<Frozen>) -> Vec<(ServiceHandle, Conn)> {
@@ -764,9 +767,7 @@ fn rollback(
     reason: String,
     t0: Instant,
 ) {
-    // Unlock first: thawing sends a window probe that must not be dropped.
-    node.unlock_tuples(tuples);
-    put_back(node, ue, thaw(frozen));
+    unfreeze(node, ue, frozen, tuples);
     notify_services(node, handles, || {
         Ev::RolledBack(pb::MigrationRolledBack {
             migration_id: rec.migration_id,
