@@ -6,15 +6,15 @@
 
 mod support;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
 
-use edgemob_session_migrate::{FourTuple, TcpStreamImage, dump, restore_frozen};
+use edgemob_session_migrate::{TcpStreamImage, dump, restore_frozen};
 use edgemob_testbed::{Family, Node, Testbed, TestbedOptions};
 use support::server::Locks;
-use support::{fill, read_and_check, root_or_skip};
+use support::{read_and_check, root_or_skip, tuple_of, write_stream};
 
 const SEED: u8 = 7;
 const WARM: u64 = 256 << 10;
@@ -23,9 +23,10 @@ const AFTER: u64 = 1 << 20;
 
 /// The kernel's smoothed round-trip time of a socket, microseconds.
 fn srtt_us(s: &TcpStream) -> u32 {
-    // SAFETY: tcp_info is plain data; the kernel writes at most `len` octets.
+    // SAFETY: tcp_info is plain data, valid when zeroed.
     let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: a valid fd, and a buffer of `len` octets the kernel writes at most.
     let r = unsafe {
         libc::getsockopt(
             s.as_raw_fd(),
@@ -37,12 +38,6 @@ fn srtt_us(s: &TcpStream) -> u32 {
     };
     assert_eq!(r, 0, "getsockopt(TCP_INFO)");
     info.tcpi_rtt
-}
-
-fn write_stream(s: &mut TcpStream, from: u64, len: u64) {
-    let mut buf = vec![0u8; len as usize];
-    fill(&mut buf, SEED, from);
-    s.write_all(&buf).unwrap();
 }
 
 #[test]
@@ -64,14 +59,11 @@ fn data_in_flight_at_the_dump_leaves_a_real_round_trip_estimate() {
 
     // A connection that has carried data, then octets the UE receives
     // while the source drops its acknowledgements.
-    write_stream(&mut server, 0, WARM);
+    write_stream(&mut server, SEED, 0, WARM);
     read_and_check(&mut client, SEED, 0, WARM);
-    let tuple = FourTuple {
-        local: server.local_addr().unwrap(),
-        peer: server.peer_addr().unwrap(),
-    };
+    let tuple = tuple_of(&server);
     locks.of(Node::Enbc1).lock(&[tuple]).unwrap();
-    write_stream(&mut server, WARM, IN_FLIGHT);
+    write_stream(&mut server, SEED, WARM, IN_FLIGHT);
     read_and_check(&mut client, SEED, WARM, IN_FLIGHT);
     let (img, frozen) = dump(server.as_fd()).unwrap();
     drop(server);
@@ -110,7 +102,7 @@ fn data_in_flight_at_the_dump_leaves_a_real_round_trip_estimate() {
         client.read_to_end(&mut rest).unwrap();
         rest.len()
     });
-    write_stream(&mut server, WARM + IN_FLIGHT, AFTER);
+    write_stream(&mut server, SEED, WARM + IN_FLIGHT, AFTER);
     drop(server);
     assert_eq!(reader.join().unwrap(), 0, "nothing after the stream's end");
 }

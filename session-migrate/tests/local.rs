@@ -6,7 +6,7 @@ mod support;
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsFd, OwnedFd};
 
-use edgemob_session_migrate::{FourTuple, NetLock, TcpStreamImage, dump, restore_frozen};
+use edgemob_session_migrate::{NetLock, TcpStreamImage, dump, restore_frozen};
 use edgemob_testbed::{Node, Testbed, TestbedOptions};
 use support::*;
 
@@ -18,10 +18,7 @@ const DOWN: u8 = 0x22; // server -> client stream
 fn migrate_in_place(tb: &Testbed, node: Node, server: TcpStream) -> (TcpStream, TcpStreamImage) {
     tb.enter(node, move || {
         let mut lock = NetLock::open().unwrap();
-        let tuple = FourTuple {
-            local: server.local_addr().unwrap(),
-            peer: server.peer_addr().unwrap(),
-        };
+        let tuple = tuple_of(&server);
         // Lock first, as documented: the peer's ACKs must not shrink the
         // send queue while it is read.
         lock.lock(&[tuple]).unwrap();
@@ -219,13 +216,7 @@ fn a_thousand_connections_in_one_go() {
             let mut lock = NetLock::open().unwrap();
             let t0 = std::time::Instant::now();
             let fds: Vec<_> = servers.iter().map(|s| s.as_fd()).collect();
-            let tuples: Vec<_> = servers
-                .iter()
-                .map(|s| FourTuple {
-                    local: s.local_addr().unwrap(),
-                    peer: s.peer_addr().unwrap(),
-                })
-                .collect();
+            let tuples: Vec<_> = servers.iter().map(tuple_of).collect();
             lock.lock(&tuples).unwrap();
             let dumped: Vec<_> = edgemob_session_migrate::dump_all(&fds)
                 .into_iter()

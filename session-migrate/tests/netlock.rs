@@ -27,16 +27,30 @@ fn squash(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// `nft list table inet edgemob_lock` in enbc1, on one line.
+fn lock_table(tb: &Testbed) -> String {
+    squash(&nft(
+        tb,
+        Node::Enbc1,
+        &["list", "table", "inet", "edgemob_lock"],
+    ))
+}
+
+/// An IPv4 service connection of the testbed's addresses.
+fn v4_tuple() -> FourTuple {
+    FourTuple {
+        local: "10.77.0.1:80".parse().unwrap(),
+        peer: "10.77.1.2:40000".parse().unwrap(),
+    }
+}
+
 #[test]
 fn nft_lists_the_table_and_the_locked_tuples() {
     if !root_or_skip() {
         return;
     }
     let tb = Testbed::new(TestbedOptions::default()).unwrap();
-    let v4 = FourTuple {
-        local: "10.77.0.1:80".parse().unwrap(),
-        peer: "10.77.1.2:40000".parse().unwrap(),
-    };
+    let v4 = v4_tuple();
     let v6 = FourTuple {
         local: "[fd00:77::1]:443".parse().unwrap(),
         peer: "[fd00:77:1::2]:50000".parse().unwrap(),
@@ -53,11 +67,7 @@ fn nft_lists_the_table_and_the_locked_tuples() {
     })
     .unwrap();
 
-    let table = squash(&nft(
-        &tb,
-        Node::Enbc1,
-        &["list", "table", "inet", "edgemob_lock"],
-    ));
+    let table = lock_table(&tb);
     for expected in [
         "set conns4 { type ipv4_addr . inet_service . ipv4_addr . inet_service",
         "set conns6 { type ipv6_addr . inet_service . ipv6_addr . inet_service",
@@ -124,10 +134,7 @@ fn an_older_tables_output_chain_is_removed() {
         return;
     }
     let tb = Testbed::new(TestbedOptions::default()).unwrap();
-    let v4 = FourTuple {
-        local: "10.77.0.1:80".parse().unwrap(),
-        peer: "10.77.1.2:40000".parse().unwrap(),
-    };
+    let v4 = v4_tuple();
     tb.enter(Node::Enbc1, || {
         NetLock::open().unwrap().lock(&[v4]).unwrap()
     })
@@ -144,17 +151,14 @@ fn an_older_tables_output_chain_is_removed() {
             "add rule inet edgemob_lock output ip saddr . tcp sport . ip daddr . tcp dport @conns4 drop",
         ],
     );
-    let listed = |tb: &Testbed| {
-        squash(&nft(
-            tb,
-            Node::Enbc1,
-            &["list", "table", "inet", "edgemob_lock"],
-        ))
-    };
-    assert!(listed(&tb).contains("chain output"), "{}", listed(&tb));
+    assert!(
+        lock_table(&tb).contains("chain output"),
+        "{}",
+        lock_table(&tb)
+    );
     tb.enter(Node::Enbc1, || drop(NetLock::open().unwrap()))
         .unwrap();
-    let table = listed(&tb);
+    let table = lock_table(&tb);
     assert!(!table.contains("chain output"), "{table}");
     assert!(table.contains("chain input"), "{table}");
     let set4 = squash(&nft(
@@ -184,10 +188,7 @@ fn locked_traffic_is_dropped_never_answered() {
             .enter(Node::Ue, || TcpStream::connect(service).unwrap())
             .unwrap();
         let (mut server, _) = listener.accept().unwrap();
-        let tuple = FourTuple {
-            local: server.local_addr().unwrap(),
-            peer: server.peer_addr().unwrap(),
-        };
+        let tuple = tuple_of(&server);
         let capture = tb.capture(Node::Ue, "eth0", "tcp port 9000").unwrap();
         tb.enter(Node::Enbc1, || {
             NetLock::open().unwrap().lock(&[tuple]).unwrap()

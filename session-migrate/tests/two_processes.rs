@@ -75,10 +75,7 @@ fn two_processes_dump_and_restore() {
     // flight towards the UE get lost (and so stay unacknowledged).
     std::thread::sleep(Duration::from_millis(300));
     let mut ue_lock = tb.enter(Node::Ue, || NetLock::open().unwrap()).unwrap();
-    let tuple = edgemob_session_migrate::FourTuple {
-        local: client.local_addr().unwrap(),
-        peer: client.peer_addr().unwrap(),
-    };
+    let tuple = tuple_of(&client);
     ue_lock.lock(&[tuple]).unwrap();
     std::fs::write(&go, b"go").unwrap();
     // The client reads nothing until the first server has been dumped.
@@ -146,10 +143,7 @@ fn dump_role() {
         std::thread::sleep(Duration::from_millis(5));
     }
     let mut lock = NetLock::open().unwrap();
-    let tuple = edgemob_session_migrate::FourTuple {
-        local: conn.local_addr().unwrap(),
-        peer: conn.peer_addr().unwrap(),
-    };
+    let tuple = tuple_of(&conn);
     // Segments sent now are lost on the way (the UE-side lock): they stay
     // unacknowledged, and what exceeds the congestion window stays unsent.
     let mut down_sent = 0;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 pub mod server;
 
+use edgemob_session_migrate::FourTuple;
 use edgemob_testbed::{Node, Testbed};
 
 /// True when running as root; prints why a test is skipped otherwise.
@@ -17,6 +18,14 @@ pub fn root_or_skip() -> bool {
         eprintln!("skipping: needs root (CAP_NET_ADMIN for TCP_REPAIR, namespaces)");
     }
     root
+}
+
+/// The 4-tuple of a connected socket, from its side.
+pub fn tuple_of(s: &TcpStream) -> FourTuple {
+    FourTuple {
+        local: s.local_addr().unwrap(),
+        peer: s.peer_addr().unwrap(),
+    }
 }
 
 /// Byte `i` of the deterministic stream `seed`.

@@ -232,10 +232,7 @@ pub fn migrate(
     let t0 = Instant::now();
     let tuples: Vec<_> = sessions
         .iter()
-        .map(|s| edgemob_session_migrate::FourTuple {
-            local: s.stream.local_addr().unwrap(),
-            peer: s.stream.peer_addr().unwrap(),
-        })
+        .map(|s| super::tuple_of(&s.stream))
         .collect();
     locks.of(from).lock(&tuples).unwrap();
     let mut frozen = Vec::new();
