@@ -11,15 +11,19 @@ use crate::image::{
 };
 use crate::sockopt::{self as so, RepairQueue};
 
-/// A socket in repair mode: the kernel keeps its state but sends nothing on
-/// its behalf (no data, no ACK, no FIN, no RST). Dropping it is the same as
-/// [`release`](Self::release).
+/// A socket in repair mode with its send window closed: the kernel keeps
+/// its state and sends no new data, FIN or RST on its behalf (at most a
+/// retransmission or a window probe of what its image counts as sent, and
+/// only while the 4-tuple is locked: a peer's segment would reopen the
+/// window). Dropping it is the same as [`release`](Self::release).
 #[derive(Debug)]
 pub struct FrozenSocket {
     fd: OwnedFd,
     tuple: FourTuple,
     /// `SO_PEEK_OFF` the application had set (peeking in repair mode needs it off).
     peek_off: Option<i32>,
+    /// The send window [`dump`] closed, put back on thaw.
+    window: Option<so::TcpRepairWindow>,
 }
 
 impl FrozenSocket {
@@ -34,6 +38,10 @@ impl FrozenSocket {
     /// 4-tuple *before* thawing, or that probe is dropped and the connection
     /// waits for a retransmission timeout.
     pub fn thaw(self) -> Result<OwnedFd, DumpError> {
+        if let Some(w) = &self.window {
+            so::set_repair_window(self.fd.as_fd(), w)
+                .map_err(sys("setsockopt(TCP_REPAIR_WINDOW)"))?;
+        }
         so::set_repair(self.fd.as_fd(), so::TCP_REPAIR_OFF)
             .map_err(sys("setsockopt(TCP_REPAIR, 0)"))?;
         if let Some(off) = self.peek_off {
@@ -97,10 +105,14 @@ pub fn dump(fd: BorrowedFd<'_>) -> Result<(TcpStreamImage, FrozenSocket), DumpEr
             peer: "0.0.0.0:0".parse().expect("literal"),
         },
         peek_off: None,
+        window: None,
     };
     match read_state(&mut frozen) {
         Ok(image) => Ok((image, frozen)),
         Err(e) => {
+            if let Some(w) = &frozen.window {
+                let _ = so::set_repair_window(frozen.fd.as_fd(), w);
+            }
             // Leave repair mode without a window probe: the peer sees nothing.
             let _ = so::set_repair(frozen.fd.as_fd(), so::TCP_REPAIR_OFF_NO_WP);
             if let Some(off) = frozen.peek_off {
@@ -155,6 +167,16 @@ fn read_state(frozen: &mut FrozenSocket) -> Result<TcpStreamImage, DumpError> {
     if state != TcpState::Established {
         return Err(DumpError::NotEstablished { state });
     }
+    // Repair mode alone does not stop transmission: pacing, TCP small
+    // queues and timers still send queued data. Octets sent after the
+    // queues are read would reach the peer while the image counts them as
+    // never sent. A closed send window stops new data from here on (the
+    // lock keeps the peer's segments from reopening it); the image keeps
+    // the real window.
+    let w = so::repair_window(fd).map_err(sys("getsockopt(TCP_REPAIR_WINDOW)"))?;
+    so::set_repair_window(fd, &so::TcpRepairWindow { snd_wnd: 0, ..w })
+        .map_err(sys("setsockopt(TCP_REPAIR_WINDOW)"))?;
+    frozen.window = Some(w);
     let peek_off = so::get_int(fd, libc::SOL_SOCKET, libc::SO_PEEK_OFF)
         .map_err(sys("getsockopt(SO_PEEK_OFF)"))?;
     if peek_off >= 0 {
@@ -175,7 +197,6 @@ fn read_state(frozen: &mut FrozenSocket) -> Result<TcpStreamImage, DumpError> {
     } else {
         None
     };
-    let w = so::repair_window(fd).map_err(sys("getsockopt(TCP_REPAIR_WINDOW)"))?;
     let nodelay = so::get_int(fd, libc::SOL_TCP, libc::TCP_NODELAY)
         .map_err(sys("getsockopt(TCP_NODELAY)"))?;
     let cork =
