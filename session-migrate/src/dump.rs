@@ -131,27 +131,33 @@ const MAX_SKB_BYTES: u64 = 512 << 10;
 /// timestamp ticks (an even number, so the µs flag in bit 0 is kept).
 ///
 /// With pacing (BBR, or the fq qdisc) every segment, ACKs included, carries
-/// its *departure time* as TSval, which runs ahead of the clock — by one
-/// segment's pacing delay at whatever rate the socket had when it sent it,
-/// tens of milliseconds at a slow start. `getsockopt(TCP_TIMESTAMP)` returns
-/// the clock, so a connection restored from it sends TSvals older than ones
-/// the peer already saw, and the peer's PAWS check drops them until the
-/// clock catches up: a retransmission timeout of a second, or no progress
-/// at all under repeated migrations. The current pacing rate cannot bound
-/// a lead built at an earlier, slower rate, so the clock is restored a
-/// second ahead plus the largest segment's delay at the current rate.
-/// Jumping forward is harmless: RFC 7323 only asks for monotonic TSvals,
-/// and round-trip samples after the restore echo the new ones.
+/// its *departure time* as TSval, which runs ahead of the clock — by at
+/// most the pacing delay of the last segment sent (a GSO/TSO super-packet).
+/// `getsockopt(TCP_TIMESTAMP)` returns the clock, so a connection restored
+/// from it sends TSvals older than ones the peer already saw, and the
+/// peer's PAWS check drops them until the clock catches up: a
+/// retransmission timeout, or no progress at all under repeated migrations.
+/// The lead covers the largest super-packet at half the current rate (the
+/// rate it was sent at may have been lower), plus a floor.
+///
+/// The lead is also what the restored socket's first round-trip sample
+/// measures when octets restored as sent are acknowledged (see
+/// `send_split` in `restore`), and BBR paces its first flight from that
+/// sample: a lead of a second held streams for ~35 ms. Hence a floor of
+/// tens of milliseconds, not a second; only a socket whose rate is unknown
+/// gets the second. Jumping forward is harmless otherwise: RFC 7323 only
+/// asks for monotonic TSvals.
 fn departure_lead(pacing_rate: Option<u64>, usec: bool) -> u32 {
-    const FLOOR_NS: u64 = 1_000_000_000;
+    const FLOOR_NS: u64 = 20_000_000;
+    const UNKNOWN_RATE_NS: u64 = 1_000_000_000;
     const CAP_NS: u64 = 9_000_000_000;
-    let paced = match pacing_rate {
+    let ns = match pacing_rate {
         Some(rate) if rate > 0 && rate != u64::MAX => {
-            (MAX_SKB_BYTES.saturating_mul(1_000_000_000) / rate).min(CAP_NS)
+            FLOOR_NS + (2 * MAX_SKB_BYTES).saturating_mul(1_000_000_000) / rate
         }
-        _ => 0,
-    };
-    let ns = FLOOR_NS + paced;
+        _ => UNKNOWN_RATE_NS,
+    }
+    .min(CAP_NS);
     let ticks = if usec {
         ns / 1_000
     } else {
@@ -301,13 +307,18 @@ mod lead_tests {
     use super::departure_lead;
 
     #[test]
-    fn the_lead_is_even_at_least_a_second_and_bounded() {
+    fn the_lead_covers_two_super_packets_and_is_even_and_bounded() {
+        // no known rate: a second
         assert_eq!(departure_lead(None, false), 1000);
         assert_eq!(departure_lead(Some(u64::MAX), false), 1000);
-        // 512 KiB at 1 MB/s: about half a second more
-        assert_eq!(departure_lead(Some(1_000_000), false), 1526);
-        assert_eq!(departure_lead(Some(1), false), 10_000);
         assert_eq!(departure_lead(None, true), 1_000_000);
+        // 2 x 512 KiB at 1 MB/s: 20 ms + 1049 ms
+        assert_eq!(departure_lead(Some(1_000_000), false), 1070);
+        // at 1 GB/s: 20 ms + 1.049 ms
+        assert_eq!(departure_lead(Some(1_000_000_000), false), 22);
+        assert_eq!(departure_lead(Some(1_000_000_000), true), 21_048);
+        // never more than 9 s
+        assert_eq!(departure_lead(Some(1), false), 9000);
         for r in [1, 7, 1000, 123_456_789] {
             assert_eq!(departure_lead(Some(r), false) % 2, 0);
             assert_eq!(departure_lead(Some(r), true) % 2, 0);

@@ -196,18 +196,17 @@ const FIRST_FLIGHT_SEGMENTS: usize = 10;
 /// Octets the source sent but the peer had not acknowledged are restored
 /// as sent only when they must be. Restored-as-sent segments are marked
 /// repaired, so the kernel takes no round-trip sample from them (Karn) but
-/// from the timestamp the peer echoes: the source's, a second behind this
-/// socket's clock (see the departure lead in `dump`). The first sample is
-/// then about a second; BBR sets its first pacing rate from it and holds
-/// the segment after the ten unpaced ones of the first flight for ~35 ms.
-/// Sent again instead, every sample is a real one and the peer drops what
-/// it already has.
+/// from the timestamp the peer echoes: the source's, behind this socket's
+/// clock by the departure lead (see `dump`), tens of milliseconds. BBR sets
+/// its first pacing rate from that sample and paces the first flight's
+/// last segment a lead/29 later. Sent again instead, every sample is a
+/// real one and the peer drops what it already has.
 ///
-/// That is safe when the source had nothing left unsent: it cannot have
-/// sent more after the dump, so the peer is at most the in-flight octets
-/// ahead, and those fit in the first flight. Otherwise the peer could be
-/// further ahead than one flight, and the restored socket would ignore its
-/// acknowledgements (of data not sent yet) until a retransmission timeout.
+/// That is possible only within the first flight: the peer acknowledges
+/// up to where the source had sent, and the restored socket ignores
+/// acknowledgements of octets it has not sent yet. With nothing left
+/// unsent at the source the peer is at most the in-flight octets ahead;
+/// beyond one flight (or with octets unsent) they are restored as sent.
 fn send_split(img: &TcpStreamImage) -> (&[u8], &[u8]) {
     // A segment's payload: the clamp less the largest options (40 octets).
     let payload = (img.mss_clamp as usize).saturating_sub(40).max(536);
