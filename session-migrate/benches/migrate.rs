@@ -1,6 +1,6 @@
 //! Dump and restore of connections holding 75 KB of queued data (25 KB
 //! unread in the receive queue, 50 KB unsent in the send queue), one and
-//! 1,000 at a time. Needs root: it builds its own namespaces with the
+//! 1,000 at a time, and the network lock of one more 4-tuple. Needs root: it builds its own namespaces with the
 //! testbed and skips with a message otherwise.
 //!
 //! Run: `cargo bench -p edgemob-session-migrate --bench migrate`
@@ -112,6 +112,26 @@ fn benches(c: &mut Criterion) {
                     for fd in restored {
                         dump(fd.as_fd()).unwrap().1.release();
                     }
+                }
+                total
+            })
+        });
+        // The network lock of one more 4-tuple, and its removal: one
+        // nf_tables transaction each, on the critical path at both ends.
+        let extra = [FourTuple {
+            local: "10.99.0.1:80".parse().unwrap(),
+            peer: "10.99.0.2:40000".parse().unwrap(),
+        }];
+        // A netlink socket stays in the namespace it was opened in.
+        let mut lock = tb.enter(Node::Enbc1, || NetLock::open().unwrap()).unwrap();
+        group.bench_function("lock", |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let t = Instant::now();
+                    lock.lock(&extra).unwrap();
+                    total += t.elapsed();
+                    lock.unlock(&extra).unwrap();
                 }
                 total
             })
