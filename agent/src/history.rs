@@ -126,19 +126,24 @@ impl History {
         })
     }
 
-    pub fn push(&self, r: Record) {
-        if let Some(log) = &self.log {
-            let mut line = serde_json::to_vec(&r).expect("records serialize");
-            line.push(b'\n');
-            if let Err(e) = log.lock().expect("not poisoned").write_all(&line) {
-                tracing::warn!(error = %e, "cannot append to the migration log");
-            }
-        }
+    /// Keeps the record in memory (MigrationHistory) only.
+    pub fn remember(&self, r: Record) {
         let mut q = self.records.lock().expect("not poisoned");
         if q.len() == self.keep {
             q.pop_front();
         }
         q.push_back(r);
+    }
+
+    /// Appends the record to the JSON-lines log, if there is one.
+    pub fn append_log(&self, r: &Record) {
+        if let Some(log) = &self.log {
+            let mut line = serde_json::to_vec(r).expect("records serialize");
+            line.push(b'\n');
+            if let Err(e) = log.lock().expect("not poisoned").write_all(&line) {
+                tracing::warn!(error = %e, "cannot append to the migration log");
+            }
+        }
     }
 
     /// Most recent first, optionally for one UE, at most `limit` (0 = all).

@@ -246,7 +246,16 @@ impl Node {
 
     /// Stores a finished migration's record and wakes those waiting on it.
     pub fn finish(&self, r: Record) {
+        let r = self.publish(r);
+        self.log(r);
+    }
+
+    /// The first half of [`finish`](Self::finish): the record becomes
+    /// visible (metrics, MigrationHistory) and those waiting on the
+    /// migration get it.
+    pub fn publish(&self, r: Record) -> Record {
         self.metrics.record(&r);
+        self.history.remember(r.clone());
         let waiters = self
             .done
             .lock()
@@ -255,11 +264,17 @@ impl Node {
         for w in waiters.into_iter().flatten() {
             let _ = w.send(r.clone());
         }
+        r
+    }
+
+    /// The second half of [`finish`](Self::finish): the log line, the
+    /// JSON-lines history and the gauges, which can come a moment later.
+    pub fn log(&self, r: Record) {
         tracing::info!(
             migration = r.migration_id, ue = %r.ue, direction = ?r.direction, outcome = ?r.outcome,
             total_us = r.phases.total_ns / 1000, reason = %r.reason, "migration finished"
         );
-        self.history.push(r);
+        self.history.append_log(&r);
         self.update_gauges();
     }
 

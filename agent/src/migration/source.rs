@@ -442,14 +442,21 @@ async fn migrate_out(
         return;
     }
 
-    // 5. Success: the target holds the session. Drop ours silently; keep
-    // dropping the UE's stray packets until the target reports the
-    // handover complete (or the linger ends).
-    for f in frozen {
-        f.socket.release();
-    }
+    // 5. Success: the target holds the session. Keep dropping the UE's
+    // stray packets until the target reports the handover complete (or
+    // the linger ends).
     schedule_unlock(&node, &ue, tuples);
     node.reg.lock().expect("not poisoned").users.remove(&ue);
+    rec.outcome = Outcome::Completed;
+    rec.phases.total_ns = ns(t4 - t0);
+    // Whoever waits on this migration (an operator's TriggerHandover)
+    // hears first: the UE's path switch follows from that answer, and
+    // the client waits for it. Tidying up and the log can wait a moment.
+    let rec = node.publish(rec);
+    tokio::task::yield_now().await;
+    for f in frozen {
+        f.socket.release(); // silently: still in repair mode
+    }
     notify_services(&node, &handles, || {
         Ev::Completed(pb::MigrationCompleted {
             migration_id: mig,
@@ -457,9 +464,7 @@ async fn migrate_out(
             direction: pb::Direction::Out as i32,
         })
     });
-    rec.outcome = Outcome::Completed;
-    rec.phases.total_ns = ns(t4 - t0);
-    node.finish(rec);
+    node.log(rec);
     if let Some(dir) = &node.cfg.history.images {
         save_images(dir.join(format!("{mig:016x}")), images);
     }
