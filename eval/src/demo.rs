@@ -437,11 +437,21 @@ async fn one_run(
             &format!("tcp port {VIDEO_PORT}"),
         )
         .map_err(ClusterError::from)?;
-    // An unmodified client: curl.
+    // An unmodified client: curl, fetching one file as a one-shot
+    // download does (`Connection: close`): the server ends the connection
+    // after the last octet, so its FIN is queued before the client's FIN
+    // can arrive. With keep-alive the client closed first, and the
+    // server's ACK of that FIN (sent from softirq on one CPU) and its own
+    // FIN (sent by the service on another) could swap places in the veth
+    // links' per-CPU queues; the client, already in TIME_WAIT, then
+    // answered the late ACK and the closed server socket sent a RST (about
+    // 1 run in 100, always after the download had been verified).
     let max_secs = (opts.size * 8 / opts.bitrate.max(1)) * 3 + 60;
     let mut curl = Command::new("curl");
     curl.args([
         "--http1.1",
+        "--header",
+        "Connection: close",
         "--silent",
         "--show-error",
         "--fail",
