@@ -50,6 +50,7 @@ pub mod http;
 pub mod pacing;
 pub mod server;
 pub mod session;
+pub mod timer;
 
 pub use content::{ContentId, Library};
 pub use context::{ContextError, SessionContext};

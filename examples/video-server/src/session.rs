@@ -19,6 +19,7 @@ use crate::http::{
     self, MAX_HEAD, Method, Persistence, RangeOutcome, Request, TargetError, Version,
 };
 use crate::pacing::{Pacer, UNPACED_CHUNK};
+use crate::timer::PaceTimer;
 use std::fs::File;
 use std::io::{self, IoSlice};
 use std::os::unix::fs::FileExt;
@@ -160,6 +161,8 @@ pub struct Session {
     inbuf: Vec<u8>,
     response: Option<Response>,
     pacer: Option<Pacer>,
+    /// Wakes the pacer on time (see [`PaceTimer`]).
+    timer: PaceTimer,
     requests_served: u64,
     peer_eof: bool,
     phase: Phase,
@@ -224,6 +227,7 @@ impl Session {
             stream,
             library,
             pacer: Pacer::new(cfg.bitrate, now.into_std()),
+            timer: PaceTimer::default(),
             cfg,
             inbuf: Vec::with_capacity(MAX_HEAD),
             response: None,
@@ -353,7 +357,7 @@ impl Session {
                 c = control.recv(), if control_open => Wake::Control(c),
                 r = self.stream.readable(), if read => Wake::Readable(r),
                 r = self.stream.writable(), if write => Wake::Writable(r),
-                () = tokio::time::sleep_until(timer.unwrap_or(now)), if timer.is_some() => Wake::Timer,
+                () = self.timer.sleep_until(timer.unwrap_or(now)), if timer.is_some() => Wake::Timer,
                 else => Wake::Stalled,
             };
             match wake {
