@@ -3,9 +3,10 @@
 //! Credit accrues at the configured bit rate, up to [`DEPTH_CHUNKS`]
 //! chunks; data is sent when the bucket holds a chunk's worth, and all the
 //! credit is spent at once. Chunks are about 1 ms worth of data, at least
-//! 1 KiB and at most 16 KiB. The runtime's timers have millisecond
-//! granularity and wake late on a busy machine; the deeper bucket lets a
-//! late wake-up catch up, so the long-run rate is the configured one. Credit is kept in
+//! 1 KiB and at most 16 KiB; the session waits for them on a precise timer
+//! ([`crate::timer`]). Timers still wake late on a busy machine; the deeper
+//! bucket lets a late wake-up catch up, so the long-run rate is the
+//! configured one. Credit is kept in
 //! bit-nanoseconds (bits × 10⁹), so the rate is exact over any duration and
 //! rounding never drifts.
 //!
@@ -67,7 +68,7 @@ pub fn chunk_for(bits_per_s: u64) -> u64 {
     (bits_per_s / 8 / 1000).clamp(MIN_CHUNK, MAX_CHUNK)
 }
 
-/// A token bucket sized to one chunk.
+/// A token bucket [`DEPTH_CHUNKS`] chunks deep.
 #[derive(Debug, Clone)]
 pub struct Pacer {
     bits_per_s: u64,
@@ -78,7 +79,7 @@ pub struct Pacer {
 }
 
 impl Pacer {
-    /// A bucket holding one chunk; `None` when unpaced.
+    /// A bucket holding one chunk of credit; `None` when unpaced.
     pub fn new(bits_per_s: u64, now: Instant) -> Option<Pacer> {
         let chunk = chunk_for(bits_per_s);
         Pacer::with_credit(bits_per_s, chunk, now)
@@ -99,7 +100,7 @@ impl Pacer {
         })
     }
 
-    /// The chunk size (and bucket depth), octets.
+    /// The chunk size, octets.
     pub fn chunk(&self) -> u64 {
         self.chunk
     }

@@ -124,7 +124,8 @@ mod tests {
     #[tokio::test]
     async fn long_waits_and_past_deadlines_need_no_descriptor() {
         let mut t = PaceTimer::default();
-        t.sleep_until(Instant::now() - Duration::from_millis(1)).await;
+        t.sleep_until(Instant::now() - Duration::from_millis(1))
+            .await;
         t.sleep_until(Instant::now() + PRECISE_BELOW + Duration::from_millis(1))
             .await;
         assert!(t.fd.is_none());
