@@ -1,7 +1,8 @@
 //! Dump and restore of connections holding 75 KB of queued data (25 KB
 //! unread in the receive queue, 50 KB unsent in the send queue), one and
-//! 1,000 at a time, and the network lock of one more 4-tuple. Needs root: it builds its own namespaces with the
-//! testbed and skips with a message otherwise.
+//! 1,000 at a time, and the network lock of one more 4-tuple. Needs root:
+//! it builds its own namespaces with the testbed and skips with a message
+//! otherwise.
 //!
 //! Run: `cargo bench -p edgemob-session-migrate --bench migrate`
 
@@ -116,8 +117,9 @@ fn benches(c: &mut Criterion) {
                 total
             })
         });
-        // The network lock of one more 4-tuple, and its removal: one
-        // nf_tables transaction each, on the critical path at both ends.
+        // The network lock of one more 4-tuple: one nf_tables transaction
+        // on the migration's critical path (the unlock, not timed, is
+        // another).
         let extra = [FourTuple {
             local: "10.99.0.1:80".parse().unwrap(),
             peer: "10.99.0.2:40000".parse().unwrap(),

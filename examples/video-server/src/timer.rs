@@ -46,16 +46,17 @@ impl PaceTimer {
             return;
         }
         let wait = at - now;
-        if wait >= PRECISE_BELOW || self.fd().is_none() {
-            tokio::time::sleep_until(at).await;
-            return;
-        }
-        if self.precise(wait).await.is_err() {
+        if wait < PRECISE_BELOW
+            && let Some(fd) = self.fd()
+        {
+            if precise(fd, wait).await.is_ok() {
+                return;
+            }
             // A timerfd that fails to arm or read is given up on.
             self.fd = None;
             self.unavailable = true;
-            tokio::time::sleep_until(at).await;
         }
+        tokio::time::sleep_until(at).await;
     }
 
     fn fd(&mut self) -> Option<&AsyncFd<Fd>> {
@@ -81,27 +82,25 @@ impl PaceTimer {
         }
         self.fd.as_ref()
     }
+}
 
-    async fn precise(&mut self, wait: Duration) -> io::Result<()> {
-        let Some(fd) = &self.fd else {
-            return Err(io::Error::other("no timerfd"));
-        };
-        // Arming resets the expiry count, so an expiry left unread by an
-        // earlier wait (the session woke for something else) is dropped.
-        fd.get_ref()
-            .0
-            .set(
-                Expiration::OneShot(TimeSpec::from_duration(wait)),
-                TimerSetTimeFlags::empty(),
-            )
-            .map_err(io::Error::from)?;
-        loop {
-            let mut ready = fd.readable().await?;
-            match ready.try_io(|f| f.get_ref().0.wait().map_err(io::Error::from)) {
-                Ok(r) => return r,
-                // Readiness left from an earlier expiry: wait again.
-                Err(_would_block) => continue,
-            }
+/// Arms `fd` to expire after `wait` and waits for the expiry.
+async fn precise(fd: &AsyncFd<Fd>, wait: Duration) -> io::Result<()> {
+    // Arming resets the expiry count, so an expiry left unread by an
+    // earlier wait (the session woke for something else) is dropped.
+    fd.get_ref()
+        .0
+        .set(
+            Expiration::OneShot(TimeSpec::from_duration(wait)),
+            TimerSetTimeFlags::empty(),
+        )
+        .map_err(io::Error::from)?;
+    loop {
+        let mut ready = fd.readable().await?;
+        match ready.try_io(|f| f.get_ref().0.wait().map_err(io::Error::from)) {
+            Ok(r) => return r,
+            // Readiness left from an earlier expiry: wait again.
+            Err(_would_block) => continue,
         }
     }
 }
