@@ -583,16 +583,21 @@ impl Testbed {
                     link_addr(node, Family::V4, 1)
                 );
             }
-            // The other eNBCs (agents' MIH and CXTP traffic) through `sw`.
+            // The other eNBCs (agents' MIH and CXTP traffic) through `sw`,
+            // with an initial window of 64 segments (93 KB) each way: a
+            // 75 KB context then leaves in one flight on a fresh CXTP
+            // connection, and after every idle pause (Linux restarts an
+            // idle connection's window at the route's initcwnd), instead of
+            // in five slow-start rounds gated by the peer's ACKs.
             for other in self.enbcs() {
                 if other != node {
                     b += &format!(
-                        "route add {}/24 via {}\n",
+                        "route add {}/24 via {} initcwnd 64 initrwnd 64\n",
                         link_addr(other, Family::V4, 0),
                         link_addr(node, Family::V4, 1)
                     );
                     b += &format!(
-                        "route add {}/64 via {}\n",
+                        "route add {}/64 via {} initcwnd 64 initrwnd 64\n",
                         link_addr(other, Family::V6, 0),
                         link_addr(node, Family::V6, 1)
                     );

@@ -207,3 +207,27 @@ fn spawn_runs_programs_inside_the_namespace() {
     let ue: IpAddr = tb.addr(Node::Ue, Family::V6);
     assert_eq!(ue, "fd00:77:1::2".parse::<IpAddr>().unwrap());
 }
+
+#[test]
+fn enbc_to_enbc_routes_open_with_a_64_segment_window() {
+    if !root_or_skip() {
+        return;
+    }
+    let tb = Testbed::new(TestbedOptions::default()).unwrap();
+    for (from, to) in [(Node::Enbc1, Node::Enbc2), (Node::Enbc2, Node::Enbc1)] {
+        for family in [Family::V4, Family::V6] {
+            let peer = tb.addr(to, family).to_string();
+            let mut ip = Command::new("ip");
+            ip.args(["route", "get", &peer])
+                .stdout(std::process::Stdio::piped());
+            let out = tb.spawn(from, ip).unwrap().wait_with_output().unwrap();
+            let route = String::from_utf8(out.stdout).unwrap();
+            // A 75 KB context leaves in one flight, fresh or after idling.
+            assert!(
+                route.contains("initcwnd 64") && route.contains("initrwnd 64"),
+                "{} -> {peer}: {route}",
+                from.name()
+            );
+        }
+    }
+}
