@@ -2,12 +2,11 @@
 //! receives users' sockets from services and hands restored sockets back.
 
 use edgemob_paas_api::fdchannel::{self, ChannelError, ChannelMsg};
-use edgemob_sdk::quiet::QuietFd;
 use nix::sys::socket::{
     AddressFamily, Backlog, SockFlag, SockType, UnixAddr, accept4, bind, listen, socket,
 };
 use std::collections::HashMap;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,8 +23,7 @@ const MAX_UNCLAIMED: usize = 65_536;
 #[derive(Debug)]
 pub struct ChannelConn {
     pub id: u64,
-    /// Woken by the service's messages only, not by its reads of ours.
-    sock: QuietFd,
+    sock: AsyncFd<OwnedFd>,
     unclaimed: Mutex<HashMap<u64, OwnedFd>>,
     arrived: Notify,
     closed: std::sync::atomic::AtomicBool,
@@ -52,7 +50,9 @@ impl ChannelConn {
     /// Hands a restored socket to the service under `token`.
     pub async fn give(&self, token: u64, fd: BorrowedFd<'_>) -> Result<(), ChannelError> {
         self.sock
-            .write_with(|s| fdchannel::send(s, ChannelMsg::Give { token }, Some(fd)).map_err(to_io))
+            .async_io(Interest::WRITABLE, |s| {
+                fdchannel::send(s.as_fd(), ChannelMsg::Give { token }, Some(fd)).map_err(to_io)
+            })
             .await
             .map_err(from_io)
     }
@@ -60,7 +60,9 @@ impl ChannelConn {
     /// Sends a message that carries no descriptor.
     pub async fn send_plain(&self, msg: ChannelMsg) -> Result<(), ChannelError> {
         self.sock
-            .write_with(|s| fdchannel::send(s, msg, None).map_err(to_io))
+            .async_io(Interest::WRITABLE, |s| {
+                fdchannel::send(s.as_fd(), msg, None).map_err(to_io)
+            })
             .await
             .map_err(from_io)
     }
@@ -146,10 +148,11 @@ impl FdServer {
             };
             // SAFETY: accept4 returned a fresh descriptor we now own.
             let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
-            let sock = match QuietFd::new(fd) {
+            // SAFETY: as above; owned by the AsyncFd from here on.
+            let sock = match unsafe { AsyncFd::register(fd) } {
                 Ok(s) => s,
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot watch descriptor channel");
+                    tracing::warn!(error = %std::io::Error::from(e), "cannot watch descriptor channel");
                     continue;
                 }
             };
@@ -186,7 +189,9 @@ impl FdServer {
 
 async fn recv(conn: &ChannelConn) -> Result<Option<(ChannelMsg, Option<OwnedFd>)>, ChannelError> {
     conn.sock
-        .read_with(|s| fdchannel::recv(s).map_err(to_io))
+        .async_io(Interest::READABLE, |s| {
+            fdchannel::recv(s.as_fd()).map_err(to_io)
+        })
         .await
         .map_err(from_io)
 }
@@ -200,9 +205,9 @@ async fn serve(server: &FdServer, conn: &Arc<ChannelConn>) -> Result<(), Channel
         _ => return Ok(()), // not a client of ours: drop it
     }
     conn.sock
-        .write_with(|s| {
+        .async_io(Interest::WRITABLE, |s| {
             fdchannel::send(
-                s,
+                s.as_fd(),
                 ChannelMsg::Welcome {
                     channel_id: conn.id,
                 },

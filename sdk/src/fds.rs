@@ -2,14 +2,15 @@
 //! agent and collects the restored sockets it hands back.
 
 use crate::Error;
-use crate::quiet::QuietFd;
 use edgemob_paas_api::fdchannel::{self, ChannelMsg};
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr, connect, socket};
 use std::collections::HashMap;
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 use tokio::sync::Notify;
 
 #[derive(Debug, Default)]
@@ -30,7 +31,7 @@ pub(crate) enum NoSocket {
 /// One descriptor channel, shared by every service of an [`crate::Agent`].
 #[derive(Debug)]
 pub(crate) struct FdChannel {
-    sock: QuietFd,
+    sock: AsyncFd<OwnedFd>,
     pub(crate) id: u64,
     received: Mutex<Received>,
     arrived: Notify,
@@ -56,8 +57,9 @@ impl FdChannel {
             Ok(()) | Err(nix::Error::EINPROGRESS) => {}
             Err(e) => return Err(connect_err(e)),
         }
-        // Woken by the agent's messages only, not by its reads of ours.
-        let sock = QuietFd::new(fd).map_err(Error::Io)?;
+        // SAFETY: `fd` is an open socket owned by the AsyncFd for its whole
+        // life; OwnedFd::as_raw_fd always returns that same descriptor.
+        let sock = unsafe { AsyncFd::register(fd) }.map_err(|e| Error::Io(e.into()))?;
         let ch = FdChannel {
             sock,
             id: 0,
@@ -77,14 +79,18 @@ impl FdChannel {
 
     async fn send(&self, msg: ChannelMsg, fd: Option<BorrowedFd<'_>>) -> Result<(), Error> {
         self.sock
-            .write_with(|s| fdchannel::send(s, msg, fd).map_err(to_io))
+            .async_io(Interest::WRITABLE, |s| {
+                fdchannel::send(s.as_fd(), msg, fd).map_err(to_io)
+            })
             .await
             .map_err(Error::from)
     }
 
     async fn recv(&self) -> Result<Option<(ChannelMsg, Option<OwnedFd>)>, Error> {
         self.sock
-            .read_with(|s| fdchannel::recv(s).map_err(to_io))
+            .async_io(Interest::READABLE, |s| {
+                fdchannel::recv(s.as_fd()).map_err(to_io)
+            })
             .await
             .map_err(Error::from)
     }

@@ -49,7 +49,6 @@
 mod error;
 mod fds;
 mod link;
-pub mod quiet;
 
 pub use edgemob_paas_api::v1 as proto;
 pub use error::Error;

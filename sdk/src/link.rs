@@ -6,13 +6,15 @@
 //! may await a call from inside its event loop.
 
 use crate::Error;
-use crate::quiet::QuietUnixStream;
 use edgemob_paas_api::link::{self, Decoder};
 use edgemob_paas_api::v1::{self as pb, link_call::Call, link_frame::Frame};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
 
 type Pending = Arc<Mutex<HashMap<u32, oneshot::Sender<pb::LinkResult>>>>;
@@ -23,9 +25,7 @@ pub(crate) type EventRx = mpsc::UnboundedReceiver<Result<pb::ServiceEvent, Error
 /// A service's attached link.
 #[derive(Debug)]
 pub(crate) struct Link {
-    /// Shared with the reader task; writers take turns.
-    stream: Arc<QuietUnixStream>,
-    writing: tokio::sync::Mutex<()>,
+    wr: tokio::sync::Mutex<OwnedWriteHalf>,
     pending: Pending,
     next_id: AtomicU32,
 }
@@ -34,7 +34,7 @@ impl Link {
     /// Connects to the agent's link at `path` and attaches it to the
     /// service `handle`. `Ok(None)`: the agent offers no link there.
     pub(crate) async fn attach(path: &Path, handle: u64) -> Result<Option<(Link, EventRx)>, Error> {
-        let stream = match QuietUnixStream::connect(path).await {
+        let stream = match UnixStream::connect(path).await {
             Ok(s) => s,
             Err(e)
                 if matches!(
@@ -51,16 +51,16 @@ impl Link {
                 });
             }
         };
-        let stream = Arc::new(stream);
+        let (mut rd, mut wr) = stream.into_split();
         let attach = pb::LinkFrame {
             frame: Some(Frame::Attach(pb::WatchEventsRequest {
                 service_handle: handle,
             })),
         };
-        stream.write_all(&link::encode(&attach)).await?;
+        wr.write_all(&link::encode(&attach)).await?;
         let mut dec = Decoder::new();
         let mut buf = vec![0u8; 256 << 10];
-        match read_frame(&stream, &mut dec, &mut buf).await? {
+        match read_frame(&mut rd, &mut dec, &mut buf).await? {
             Some(Frame::Result(r)) if r.id == 0 => status(r)?,
             Some(_) => {
                 return Err(Error::Protocol(
@@ -71,17 +71,10 @@ impl Link {
         }
         let pending: Pending = Arc::default();
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(read_loop(
-            Arc::clone(&stream),
-            dec,
-            buf,
-            Arc::clone(&pending),
-            tx,
-        ));
+        tokio::spawn(read_loop(rd, dec, buf, Arc::clone(&pending), tx));
         Ok(Some((
             Link {
-                stream,
-                writing: tokio::sync::Mutex::new(()),
+                wr: tokio::sync::Mutex::new(wr),
                 pending,
                 next_id: AtomicU32::new(1),
             },
@@ -105,10 +98,7 @@ impl Link {
                 call: Some(call),
             })),
         });
-        let written = {
-            let _turn = self.writing.lock().await;
-            self.stream.write_all(&frame).await
-        };
+        let written = self.wr.lock().await.write_all(&frame).await;
         if let Err(e) = written {
             self.pending.lock().expect("not poisoned").remove(&id);
             return Err(e.into());
@@ -126,7 +116,7 @@ fn status(r: pb::LinkResult) -> Result<(), Error> {
 }
 
 async fn read_frame(
-    rd: &QuietUnixStream,
+    rd: &mut OwnedReadHalf,
     dec: &mut Decoder,
     buf: &mut [u8],
 ) -> Result<Option<Frame>, Error> {
@@ -147,14 +137,14 @@ async fn read_frame(
 }
 
 async fn read_loop(
-    rd: Arc<QuietUnixStream>,
+    mut rd: OwnedReadHalf,
     mut dec: Decoder,
     mut buf: Vec<u8>,
     pending: Pending,
     events: mpsc::UnboundedSender<Result<pb::ServiceEvent, Error>>,
 ) {
     loop {
-        match read_frame(&rd, &mut dec, &mut buf).await {
+        match read_frame(&mut rd, &mut dec, &mut buf).await {
             Ok(Some(Frame::Event(ev))) => {
                 tracing::trace!("event received");
                 let _ = events.send(Ok(ev));

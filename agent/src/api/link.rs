@@ -9,8 +9,8 @@
 use super::service::ServiceApi;
 use edgemob_paas_api::link::{self, Decoder};
 use edgemob_paas_api::v1::{self as pb, link_call::Call, link_frame::Frame};
-use edgemob_sdk::quiet::QuietUnixStream;
-use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 use tonic::Status;
@@ -34,7 +34,7 @@ pub async fn serve_link(api: ServiceApi, listener: UnixListener) {
 /// when the stream is out of step (then counted).
 async fn read_frame(
     api: &ServiceApi,
-    rd: &QuietUnixStream,
+    rd: &mut OwnedReadHalf,
     dec: &mut Decoder,
     buf: &mut [u8],
 ) -> Option<Frame> {
@@ -68,19 +68,10 @@ fn result(id: u32, r: Result<(), Status>) -> Vec<u8> {
 }
 
 async fn serve_one(api: ServiceApi, stream: UnixStream) {
-    // Registered for incoming frames only: the service's reads must not
-    // wake this agent (see `QuietUnixStream`).
-    let stream = match QuietUnixStream::from_tokio(stream) {
-        Ok(s) => Arc::new(s),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot take over a service link");
-            return;
-        }
-    };
-    let (rd, wr) = (&*stream, Arc::clone(&stream));
+    let (mut rd, mut wr) = stream.into_split();
     let mut dec = Decoder::new();
     let mut buf = vec![0u8; 256 << 10];
-    let handle = match read_frame(&api, rd, &mut dec, &mut buf).await {
+    let handle = match read_frame(&api, &mut rd, &mut dec, &mut buf).await {
         Some(Frame::Attach(a)) => a.service_handle,
         Some(_) => {
             api.0.metrics.dropped("service_link", "not_attached");
@@ -109,7 +100,7 @@ async fn serve_one(api: ServiceApi, stream: UnixStream) {
     tracing::debug!(handle, "service link attached");
     let (results_tx, results_rx) = mpsc::unbounded_channel();
     tokio::spawn(write_loop(wr, events, results_rx));
-    while let Some(frame) = read_frame(&api, rd, &mut dec, &mut buf).await {
+    while let Some(frame) = read_frame(&api, &mut rd, &mut dec, &mut buf).await {
         let Frame::Call(call) = frame else {
             api.0.metrics.dropped("service_link", "unexpected_frame");
             continue;
@@ -131,7 +122,7 @@ async fn serve_one(api: ServiceApi, stream: UnixStream) {
 /// Sends call results and the service's events, in order, until either
 /// side is done.
 async fn write_loop(
-    wr: Arc<QuietUnixStream>,
+    mut wr: OwnedWriteHalf,
     mut events: mpsc::Receiver<pb::ServiceEvent>,
     mut results: mpsc::UnboundedReceiver<Vec<u8>>,
 ) {
