@@ -584,20 +584,16 @@ impl Testbed {
                 );
             }
             // The other eNBCs (agents' MIH and CXTP traffic) through `sw`,
-            // with an initial window of 64 segments (93 KB) each way: a
-            // 75 KB context then leaves in one flight on a fresh CXTP
-            // connection, and after every idle pause (Linux restarts an
-            // idle connection's window at the route's initcwnd), instead of
-            // in five slow-start rounds gated by the peer's ACKs.
+            // opening with [`PEER_WINDOW`].
             for other in self.enbcs() {
                 if other != node {
                     b += &format!(
-                        "route add {}/24 via {} initcwnd 64 initrwnd 64\n",
+                        "route add {}/24 via {} {PEER_WINDOW}\n",
                         link_addr(other, Family::V4, 0),
                         link_addr(node, Family::V4, 1)
                     );
                     b += &format!(
-                        "route add {}/64 via {} initcwnd 64 initrwnd 64\n",
+                        "route add {}/64 via {} {PEER_WINDOW}\n",
                         link_addr(other, Family::V6, 0),
                         link_addr(node, Family::V6, 1)
                     );
@@ -675,6 +671,13 @@ fn ue_host(k: usize, family: Family) -> IpAddr {
 fn ue_table(k: usize) -> u32 {
     UE_TABLE_BASE + u32::try_from(k).unwrap_or(u32::MAX - UE_TABLE_BASE)
 }
+
+/// Route attributes between eNBCs: an initial window of 64 segments (93 KB)
+/// each way. A 75 KB context then leaves in one flight on a fresh CXTP
+/// connection, and after every idle pause (Linux restarts an idle
+/// connection's window at the route's initcwnd), instead of in five
+/// slow-start rounds gated by the peer's ACKs.
+const PEER_WINDOW: &str = "initcwnd 64 initrwnd 64";
 
 /// The IPv4 and IPv6 host routes of the service address towards `to`.
 fn service_routes(to: Node, oif: u32, table: u32) -> [HostRoute; 2] {
