@@ -70,6 +70,30 @@ pub struct MigrationConfig {
     /// 40-54 ms at 4, 92-290 ms at 16, same migrations per second; at 2 the
     /// rate halves).
     pub max_concurrent: usize,
+    /// When to ask the kernel to keep idle CPUs polling rather than
+    /// sleeping (a zero CPU-latency PM QoS request on `/dev/cpu_dma_latency`,
+    /// as latency-tuned hosts do). A migration is a chain of about ten
+    /// wake-ups across processes and eNBCs; waking a CPU from its idle
+    /// state costs tens to hundreds of microseconds each, most of all on
+    /// virtual machines, where a sleeping vCPU has to be rescheduled by the
+    /// host. Default `migrations`: held from a migration's first step
+    /// until `cpu_latency_linger_ms` after its last, so the CPUs poll only
+    /// around handovers. `always` holds it for the agent's lifetime; `off`
+    /// never asks. Needs write access to `/dev/cpu_dma_latency` (root);
+    /// without it the agent warns once and runs without.
+    pub cpu_latency: CpuLatencyMode,
+    /// How long the request outlives a migration's last step: long enough
+    /// to cover the UE's path switch and the first resumed data.
+    pub cpu_latency_linger_ms: u64,
+}
+
+/// See [`MigrationConfig::cpu_latency`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CpuLatencyMode {
+    Migrations,
+    Always,
+    Off,
 }
 
 impl Default for MigrationConfig {
@@ -77,6 +101,8 @@ impl Default for MigrationConfig {
         MigrationConfig {
             overlap_export: true,
             max_concurrent: default_max_concurrent(),
+            cpu_latency: CpuLatencyMode::Migrations,
+            cpu_latency_linger_ms: 5,
         }
     }
 }
@@ -308,6 +334,12 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
+        if self.migration.cpu_latency_linger_ms > 60_000 {
+            return Err(bad(
+                "migration.cpu_latency_linger_ms".into(),
+                "at most 60000 (a minute of polling CPUs per handover is not a linger)".into(),
+            ));
+        }
         let t = &self.timers;
         for (name, v) in [
             ("mih_retransmit_ms", t.mih_retransmit_ms),
@@ -417,6 +449,31 @@ cells = [2, 3]
         assert_eq!(
             e,
             "config enbc1.toml: peers[0].mihf_id: is this eNBC's own mihf_id"
+        );
+        let e = parse(&format!(
+            "{GOOD}\n[migration]\ncpu_latency = \"sometimes\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("cpu_latency = \"sometimes\""), "{e}");
+        assert!(e.contains("`migrations`, `always`, `off`"), "{e}");
+    }
+
+    #[test]
+    fn cpu_latency_is_held_around_migrations_by_default() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.migration.cpu_latency, CpuLatencyMode::Migrations);
+        assert_eq!(c.migration.cpu_latency_linger_ms, 5);
+        let c = parse(&format!("{GOOD}\n[migration]\ncpu_latency = \"off\"\n")).unwrap();
+        assert_eq!(c.migration.cpu_latency, CpuLatencyMode::Off);
+        let e = parse(&format!(
+            "{GOOD}\n[migration]\ncpu_latency_linger_ms = 3600000\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("config enbc1.toml: migration.cpu_latency_linger_ms: at most"),
+            "{e}"
         );
     }
 }

@@ -10,6 +10,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod cpu_latency;
 pub mod cxtp_link;
 pub mod fdserver;
 pub mod history;

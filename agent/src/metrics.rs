@@ -45,6 +45,8 @@ pub struct Metrics {
     dropped: Family<DropLabels, Counter>,
     pub users: Gauge,
     pub services: Gauge,
+    /// Times the CPU-latency request went from relaxed to held.
+    pub cpu_latency_holds: Counter,
     /// Totals for Health, by outcome.
     pub completed: AtomicU64,
     pub rolled_back: AtomicU64,
@@ -93,6 +95,12 @@ impl Metrics {
         registry.register("users", "UEs served by this eNBC", users.clone());
         let services = Gauge::default();
         registry.register("services", "Service instances registered", services.clone());
+        let cpu_latency_holds = Counter::default();
+        registry.register(
+            "cpu_latency_holds",
+            "Times the agent asked the kernel to keep idle CPUs polling (migration.cpu_latency)",
+            cpu_latency_holds.clone(),
+        );
         Metrics {
             registry,
             phase_seconds,
@@ -101,6 +109,7 @@ impl Metrics {
             dropped,
             users,
             services,
+            cpu_latency_holds,
             completed: AtomicU64::new(0),
             rolled_back: AtomicU64::new(0),
             rejected: AtomicU64::new(0),

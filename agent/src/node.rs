@@ -2,7 +2,8 @@
 //! MIH signalling, CXTP context transfer and TCP session migration, and
 //! serves the service and operator APIs.
 
-use crate::config::Config;
+use crate::config::{Config, CpuLatencyMode};
+use crate::cpu_latency::{self, CpuLatency};
 use crate::cxtp_link::CxtpLinks;
 use crate::fdserver::FdServer;
 use crate::history::{History, Record};
@@ -70,6 +71,8 @@ pub struct Node {
     pub lingering: Mutex<HashMap<String, oneshot::Sender<()>>>,
     /// Outgoing migrations allowed to run at once.
     pub migration_slots: tokio::sync::Semaphore,
+    /// Keeps idle CPUs polling around migrations (`migration.cpu_latency`).
+    pub cpu: CpuLatency,
 }
 
 impl std::fmt::Debug for Node {
@@ -163,6 +166,7 @@ impl Node {
 
         let cxtp = CxtpLinks::new(&cfg, Arc::clone(&metrics));
         let cfg_max_concurrent = cfg.migration.max_concurrent;
+        let cpu = open_cpu_latency(&cfg, &metrics);
         let node = Arc::new(Node {
             id: mihf_id(&cfg.mihf_id),
             cfg,
@@ -179,6 +183,7 @@ impl Node {
             switched_early: Mutex::new(HashMap::new()),
             lingering: Mutex::new(HashMap::new()),
             migration_slots: tokio::sync::Semaphore::new(cfg_max_concurrent),
+            cpu,
         });
 
         let weak = Arc::downgrade(&node);
@@ -254,6 +259,8 @@ impl Node {
     /// visible (metrics, MigrationHistory) and those waiting on the
     /// migration get it.
     pub fn publish(&self, r: Record) -> Record {
+        // The UE's path switch and its first resumed data follow.
+        self.cpu.kick();
         self.metrics.record(&r);
         self.history.remember(r.clone());
         let waiters = self
@@ -362,5 +369,26 @@ async fn janitor(node: std::sync::Weak<Node>) {
             .lock()
             .expect("not poisoned")
             .retain(|_, at| now.duration_since(*at) < Duration::from_secs(10));
+    }
+}
+
+/// The agent's CPU-latency request; a missing device or privilege costs
+/// speed, not service, so it is a warning.
+fn open_cpu_latency(cfg: &Config, metrics: &Metrics) -> CpuLatency {
+    let mode = cfg.migration.cpu_latency;
+    let linger = Duration::from_millis(cfg.migration.cpu_latency_linger_ms);
+    let device = std::path::Path::new(cpu_latency::DEVICE);
+    match CpuLatency::open(mode, linger, device, metrics.cpu_latency_holds.clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(
+                device = cpu_latency::DEVICE,
+                error = %e,
+                "cannot ask the kernel to keep idle CPUs polling during migrations; \
+                 each wake-up from an idle CPU will cost more (set migration.cpu_latency = \"off\" to silence this)"
+            );
+            debug_assert!(mode != CpuLatencyMode::Off);
+            CpuLatency::default()
+        }
     }
 }

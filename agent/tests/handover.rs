@@ -78,6 +78,15 @@ async fn a_session_and_its_context_follow_the_ue() {
     assert!(
         metrics.contains("edgemob_migrations_total{direction=\"out\",outcome=\"completed\"} 1")
     );
+    // Both agents kept the CPUs polling around it (tests run as root).
+    for i in [0, 1] {
+        let m = c.metrics(i);
+        let holds = m
+            .lines()
+            .find_map(|l| l.strip_prefix("edgemob_cpu_latency_holds_total "))
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        assert!(holds.is_some_and(|n| n >= 1), "agent {i}: {m}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

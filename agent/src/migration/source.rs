@@ -160,6 +160,8 @@ async fn migrate_out(
     let queued = Instant::now();
     let _slot = node.migration_slots.acquire().await.expect("never closed");
     let t0 = Instant::now();
+    // Every hop of what follows wakes a CPU: have them poll, not sleep.
+    node.cpu.kick();
     let started = unix_now_ns();
     let mut rec = Record {
         migration_id: mig,

@@ -89,8 +89,15 @@ impl Node {
                 return;
             }
         };
+        let accepted =
+            matches!(&response, Message::N2nHoCommitResponse(r) if r.status.is_success());
         if let Err(e) = self.mih.respond(&peer, tid, response) {
             tracing::warn!(%peer, error = %e, "cannot answer MIH request");
+        }
+        if accepted {
+            // Its CTD follows within a round trip: wake-ups from here on
+            // should find the CPUs polling.
+            self.cpu.kick();
         }
     }
 
@@ -210,6 +217,7 @@ struct Incoming {
 
 /// Handles a transfer that arrived from a peer.
 pub async fn receive(node: Arc<Node>, arrived: Arrived) {
+    node.cpu.kick();
     let manifest = Manifest::parse(&arrived.contexts);
     let mig = manifest.as_ref().map(|m| m.migration_id).unwrap_or(0);
     let ue = manifest.as_ref().map(|m| m.ue.clone()).unwrap_or_default();
