@@ -160,8 +160,6 @@ async fn migrate_out(
     let queued = Instant::now();
     let _slot = node.migration_slots.acquire().await.expect("never closed");
     let t0 = Instant::now();
-    // Every hop of what follows wakes a CPU: have them poll, not sleep.
-    node.cpu.kick();
     let started = unix_now_ns();
     let mut rec = Record {
         migration_id: mig,
@@ -239,11 +237,21 @@ async fn migrate_out(
             // service (another task on this thread) before the request goes.
             tokio::task::yield_now().await;
         }
-        let r = node
+        let dst = mihf_id(&peer);
+        let request = node
             .mih
-            .request(&mihf_id(&peer), request)
-            .instrument(tracing::info_span!("mih_commit"))
-            .await;
+            .request(&dst, request)
+            .instrument(tracing::info_span!("mih_commit"));
+        tokio::pin!(request);
+        // The first poll sends the request. Only then ask for polling
+        // CPUs: the request costs tens of microseconds (it wakes every idle
+        // CPU), the service's export and the target's answer overlap it.
+        let first = futures::poll!(&mut request);
+        node.cpu.kick();
+        let r = match first {
+            std::task::Poll::Ready(r) => r,
+            std::task::Poll::Pending => request.await,
+        };
         tracing::trace!("commit confirmed");
         (r, Instant::now())
     };
