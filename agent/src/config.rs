@@ -16,6 +16,11 @@
 //! mih = "10.0.1.2:4551"
 //! cxtp = "10.0.1.2:5091"
 //! cells = [2]
+//!
+//! [migration]                      # optional; the defaults shown
+//! overlap_export = true
+//! cpu_latency = "migrations"       # or "always" / "off"
+//! cpu_latency_linger_ms = 5
 //! ```
 //!
 //! Every error names the offending field.
