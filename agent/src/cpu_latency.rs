@@ -30,14 +30,19 @@ const NO_CONSTRAINT_US: i32 = 2_000_000_000;
 
 /// A handle on this agent's CPU-latency request; cheap to clone.
 #[derive(Debug, Clone, Default)]
-pub struct CpuLatency {
-    inner: Option<Arc<Inner>>,
-    /// `Always`: the request lives as long as this file.
-    always: Option<Arc<File>>,
+pub enum CpuLatency {
+    /// Nothing asked (`off`, or the device could not be opened).
+    #[default]
+    Off,
+    /// Asked for the agent's lifetime: the request lives as long as the file.
+    Always(Arc<File>),
+    /// Asked around migrations.
+    AroundMigrations(Arc<Inner>),
 }
 
+/// The request behind [`CpuLatency::AroundMigrations`].
 #[derive(Debug)]
-struct Inner {
+pub struct Inner {
     linger: Duration,
     holds: Counter,
     state: Mutex<State>,
@@ -46,12 +51,11 @@ struct Inner {
 #[derive(Debug)]
 struct State {
     file: File,
-    /// Whether the file currently asks for zero latency.
+    /// Whether the file currently asks for zero latency; while it does, a
+    /// task waits to relax it.
     held: bool,
     /// When the request may be relaxed.
     until: Instant,
-    /// Whether a task is waiting to relax it.
-    relaxing: bool,
 }
 
 impl CpuLatency {
@@ -75,58 +79,48 @@ impl CpuLatency {
         write_request(&mut file, if held { 0 } else { NO_CONSTRAINT_US })?;
         if held {
             holds.inc();
-            return Ok(CpuLatency {
-                inner: None,
-                always: Some(Arc::new(file)),
-            });
+            return Ok(CpuLatency::Always(Arc::new(file)));
         }
-        Ok(CpuLatency {
-            always: None,
-            inner: Some(Arc::new(Inner {
-                linger,
-                holds,
-                state: Mutex::new(State {
-                    file,
-                    held: false,
-                    until: Instant::now(),
-                    relaxing: false,
-                }),
-            })),
-        })
+        Ok(CpuLatency::AroundMigrations(Arc::new(Inner {
+            linger,
+            holds,
+            state: Mutex::new(State {
+                file,
+                held: false,
+                until: Instant::now(),
+            }),
+        })))
     }
 
     /// A migration made a step: keep the CPUs polling until `linger`
     /// from now. Costs one `write` when the request was relaxed, nothing
     /// else otherwise. Must run inside the agent's runtime.
     pub fn kick(&self) {
-        let Some(inner) = &self.inner else { return };
+        let CpuLatency::AroundMigrations(inner) = self else {
+            return;
+        };
         let mut st = inner.state.lock().expect("not poisoned");
         st.until = Instant::now() + inner.linger;
-        if !st.held {
-            match write_request(&mut st.file, 0) {
-                Ok(()) => {
-                    st.held = true;
-                    inner.holds.inc();
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, "cannot update the CPU-latency request");
-                    return;
-                }
-            }
+        if st.held {
+            return;
         }
-        if !st.relaxing {
-            st.relaxing = true;
-            tokio::spawn(relax(Arc::clone(inner)));
+        match write_request(&mut st.file, 0) {
+            Ok(()) => {
+                st.held = true;
+                inner.holds.inc();
+                tokio::spawn(relax(Arc::clone(inner)));
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot update the CPU-latency request"),
         }
     }
 
     /// Whether the request is currently held (for metrics and tests).
     pub fn held(&self) -> bool {
-        self.always.is_some()
-            || self
-                .inner
-                .as_ref()
-                .is_some_and(|i| i.state.lock().expect("not poisoned").held)
+        match self {
+            CpuLatency::Off => false,
+            CpuLatency::Always(_) => true,
+            CpuLatency::AroundMigrations(i) => i.state.lock().expect("not poisoned").held,
+        }
     }
 }
 
@@ -143,7 +137,6 @@ async fn relax(inner: Arc<Inner>) {
             tracing::debug!(error = %e, "cannot relax the CPU-latency request");
         }
         st.held = false;
-        st.relaxing = false;
         return;
     }
 }

@@ -2,7 +2,7 @@
 //! MIH signalling, CXTP context transfer and TCP session migration, and
 //! serves the service and operator APIs.
 
-use crate::config::{Config, CpuLatencyMode};
+use crate::config::Config;
 use crate::cpu_latency::{self, CpuLatency};
 use crate::cxtp_link::CxtpLinks;
 use crate::fdserver::FdServer;
@@ -387,7 +387,6 @@ fn open_cpu_latency(cfg: &Config, metrics: &Metrics) -> CpuLatency {
                 "cannot ask the kernel to keep idle CPUs polling during migrations; \
                  each wake-up from an idle CPU will cost more (set migration.cpu_latency = \"off\" to silence this)"
             );
-            debug_assert!(mode != CpuLatencyMode::Off);
             CpuLatency::default()
         }
     }
