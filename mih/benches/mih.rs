@@ -34,6 +34,10 @@ fn request() -> Frame {
                     connections: 1,
                 }],
                 reason: None,
+                connections: vec![MovingConnection {
+                    local: "10.77.0.1:80".parse().unwrap(),
+                    peer: "10.77.1.2:40000".parse().unwrap(),
+                }],
             }),
         }),
     )

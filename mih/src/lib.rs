@@ -71,7 +71,7 @@ pub use message::{
 };
 pub use mihf::{Event, Mihf, MihfConfig, MihfStats, RespondError, SendError, Transmit};
 pub use types::*;
-pub use vendor::{EDGEMOB_OUI, EdgemobInfo, Reason, ServiceDemand};
+pub use vendor::{EDGEMOB_OUI, EdgemobInfo, MovingConnection, Reason, ServiceDemand};
 
 /// UDP and TCP port of MIH between peer MIHFs.
 pub const MIH_PORT: u16 = 4551;

@@ -15,6 +15,12 @@
 //!   4 SERVICE        name (OCTET_STRING) | LIST(FPT u16) | context octets
 //!                    (u32) | connections (u16); one sub-TLV per service
 //!   5 REASON         code (u16) | text (OCTET_STRING): why a target refused
+//!   6 CONNECTION     family (4 | 6) | local address | local port (u16) |
+//!                    peer address | peer port (u16): one TCP connection
+//!                    that will move, so that the target can drop its
+//!                    packets from the moment it accepts (a packet that
+//!                    reached the target before the socket does would be
+//!                    answered with a RST)
 //! ```
 //!
 //! The OUI is a locally administered company id (the X bit of the first
@@ -25,7 +31,7 @@
 use crate::error::DecodeError;
 use crate::tlv::{Cursor, TlvReader, encode_len, tlv_type, write_tlv};
 use bytes::Bytes;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// edgemob's locally administered organisation identifier.
 pub const EDGEMOB_OUI: [u8; 3] = [0x0A, 0xED, 0x6E];
@@ -38,6 +44,7 @@ mod sub {
     pub const SOURCE_CELL: u8 = 3;
     pub const SERVICE: u8 = 4;
     pub const REASON: u8 = 5;
+    pub const CONNECTION: u8 = 6;
 }
 
 /// One service the UE uses, as announced to the target.
@@ -50,6 +57,16 @@ pub struct ServiceDemand {
     pub context_bytes: u32,
     /// Number of TCP connections that will move.
     pub connections: u16,
+}
+
+/// One TCP connection of the UE that will move, as its 4-tuple at the
+/// eNBC (both addresses of one family).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MovingConnection {
+    /// The service's end.
+    pub local: SocketAddr,
+    /// The UE's end.
+    pub peer: SocketAddr,
 }
 
 /// Why a target refused a handover.
@@ -78,6 +95,8 @@ pub struct EdgemobInfo {
     pub source_cell: Option<u32>,
     pub services: Vec<ServiceDemand>,
     pub reason: Option<Reason>,
+    /// The connections that will move (a source may leave them out).
+    pub connections: Vec<MovingConnection>,
 }
 
 impl EdgemobInfo {
@@ -125,6 +144,21 @@ impl EdgemobInfo {
                     o.extend_from_slice(&r.code.to_be_bytes());
                     encode_len(r.text.len(), o);
                     o.extend_from_slice(&r.text);
+                });
+            }
+            for c in &self.connections {
+                // A 4-tuple mixing families cannot exist; it is not sent.
+                let (local, peer) = match (c.local.ip(), c.peer.ip()) {
+                    (IpAddr::V4(l), IpAddr::V4(p)) => (l.octets().to_vec(), p.octets().to_vec()),
+                    (IpAddr::V6(l), IpAddr::V6(p)) => (l.octets().to_vec(), p.octets().to_vec()),
+                    _ => continue,
+                };
+                write_tlv(o, sub::CONNECTION, |o| {
+                    o.push(if local.len() == 4 { 4 } else { 6 });
+                    o.extend_from_slice(&local);
+                    o.extend_from_slice(&c.local.port().to_be_bytes());
+                    o.extend_from_slice(&peer);
+                    o.extend_from_slice(&c.peer.port().to_be_bytes());
                 });
             }
         });
@@ -189,11 +223,35 @@ impl EdgemobInfo {
                         text: Bytes::copy_from_slice(v.octet_string()?),
                     });
                 }
+                sub::CONNECTION => {
+                    let len = match v.u8()? {
+                        4 => 4,
+                        6 => 16,
+                        _ => return Err(v.bad("connection address family must be 4 or 6")),
+                    };
+                    let mut end = || -> Result<SocketAddr, DecodeError> {
+                        let ip = ip_of(v.take(len)?);
+                        Ok(SocketAddr::new(ip, v.u16()?))
+                    };
+                    let local = end()?;
+                    let peer = end()?;
+                    info.connections.push(MovingConnection { local, peer });
+                }
                 _ => continue, // a newer peer's field: skip it
             }
             v.finish()?;
         }
         Ok(info)
+    }
+}
+
+/// An address from its 4 or 16 octets.
+fn ip_of(octets: &[u8]) -> IpAddr {
+    match <[u8; 4]>::try_from(octets) {
+        Ok(b) => IpAddr::V4(Ipv4Addr::from(b)),
+        Err(_) => IpAddr::V6(Ipv6Addr::from(
+            <[u8; 16]>::try_from(octets).expect("4 or 16 octets"),
+        )),
     }
 }
 

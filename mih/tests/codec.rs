@@ -226,3 +226,24 @@ fn unknown_tlvs_and_foreign_vendor_tlvs_are_skipped() {
     b[6..8].copy_from_slice(&len.to_be_bytes());
     assert_eq!(Frame::decode(&b).unwrap(), f);
 }
+
+#[test]
+fn a_moving_connection_is_family_addresses_and_ports_and_a_bad_family_is_refused() {
+    let f = Frame::message(
+        MihfId::try_from("a").unwrap(),
+        MihfId::try_from("b").unwrap(),
+        Tid::new(4),
+        sample_commit_request(),
+    );
+    let mut b = f.to_vec().unwrap();
+    // sub-TLV 6, 13 octets: family 4, 10.77.0.1 port 80, 10.77.1.2 port 40000
+    let sub = [6, 13, 4, 10, 77, 0, 1, 0, 80, 10, 77, 1, 2, 0x9c, 0x40];
+    let at = b
+        .windows(sub.len())
+        .position(|w| w == sub)
+        .expect("the connection sub-TLV is in the frame");
+    assert_eq!(Frame::decode(&b).unwrap(), f);
+    b[at + 2] = 5;
+    let err = Frame::decode(&b).unwrap_err().to_string();
+    assert!(err.contains("family must be 4 or 6"), "{err}");
+}

@@ -6,7 +6,7 @@ use edgemob_mih::*;
 use proptest::collection::vec;
 use proptest::option;
 use proptest::prelude::*;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 pub fn bytes(max: usize) -> impl Strategy<Value = Bytes> {
     vec(any::<u8>(), 0..=max).prop_map(Bytes::from)
@@ -98,16 +98,44 @@ pub fn edgemob_info() -> impl Strategy<Value = EdgemobInfo> {
             0..8,
         ),
         option::of((any::<u16>(), bytes(200)).prop_map(|(code, text)| Reason { code, text })),
+        vec(moving_connection(), 0..6),
     )
         .prop_map(
-            |(migration_id, ue_address, source_cell, services, reason)| EdgemobInfo {
+            |(migration_id, ue_address, source_cell, services, reason, connections)| EdgemobInfo {
                 migration_id,
                 ue_address,
                 source_cell,
                 services,
                 reason,
+                connections,
             },
         )
+}
+
+/// A 4-tuple whose two ends share a family, as every real one does.
+pub fn moving_connection() -> impl Strategy<Value = MovingConnection> {
+    prop_oneof![
+        (
+            any::<[u8; 4]>(),
+            any::<u16>(),
+            any::<[u8; 4]>(),
+            any::<u16>()
+        )
+            .prop_map(|(l, lp, p, pp)| MovingConnection {
+                local: SocketAddr::from((l, lp)),
+                peer: SocketAddr::from((p, pp)),
+            }),
+        (
+            any::<[u8; 16]>(),
+            any::<u16>(),
+            any::<[u8; 16]>(),
+            any::<u16>()
+        )
+            .prop_map(|(l, lp, p, pp)| MovingConnection {
+                local: SocketAddr::from((l, lp)),
+                peer: SocketAddr::from((p, pp)),
+            }),
+    ]
 }
 
 pub fn message() -> impl Strategy<Value = Message> {
@@ -283,6 +311,10 @@ pub fn sample_commit_request() -> Message {
                 connections: 1,
             }],
             reason: None,
+            connections: vec![MovingConnection {
+                local: "10.77.0.1:80".parse().unwrap(),
+                peer: "10.77.1.2:40000".parse().unwrap(),
+            }],
         }),
     })
 }
