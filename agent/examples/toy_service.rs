@@ -9,7 +9,7 @@
 //! octet by octet.
 //!
 //! Flags for failure tests: `--import-delay-ms` (slow to accept arrivals),
-//! `--refuse-import`.
+//! `--export-delay-ms` (slow to hand a leaving UE over), `--refuse-import`.
 
 use clap::Parser;
 use edgemob_sdk::{Agent, Event, ExportRequest, SERVICE_CONTEXT};
@@ -40,6 +40,9 @@ struct Args {
     rate: u64,
     #[arg(long, default_value_t = 0)]
     import_delay_ms: u64,
+    /// Pause this long (not touching the socket) before exporting.
+    #[arg(long, default_value_t = 0)]
+    export_delay_ms: u64,
     #[arg(long)]
     refuse_import: bool,
     /// Pad each UE's context to this many octets (the paper's contexts are
@@ -262,6 +265,9 @@ async fn serve(
                 Some(Control::Export(req)) => {
                     let mut bytes = ctx.encode();
                     bytes.resize(bytes.len().max(args.context_bytes), 0xC7);
+                    if args.export_delay_ms > 0 {
+                        tokio::time::sleep(Duration::from_millis(args.export_delay_ms)).await;
+                    }
                     // A failed export (the migration was already abandoned)
                     // is followed by a Resume; keep the session either way.
                     if let Err(e) = req.export(bytes).await {

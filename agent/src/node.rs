@@ -352,6 +352,19 @@ impl Node {
             .lock()
             .expect("not poisoned")
             .insert(ue.to_owned(), Instant::now());
+        // Its packets may reach us now: lock the connections announced for
+        // an accepted handover of this UE.
+        let accepted: Vec<u64> = {
+            let reg = self.reg.lock().expect("not poisoned");
+            reg.expectations
+                .iter()
+                .filter(|(_, e)| e.ue == ue)
+                .map(|(id, _)| *id)
+                .collect()
+        };
+        for mig in accepted {
+            self.prelock(mig);
+        }
         0
     }
 }
@@ -364,7 +377,10 @@ async fn janitor(node: std::sync::Weak<Node>) {
         tick.tick().await;
         let Some(n) = node.upgrade() else { return };
         let now = Instant::now();
-        n.reg.lock().expect("not poisoned").expire_expectations(now);
+        let expired = n.reg.lock().expect("not poisoned").expire_expectations(now);
+        for e in &expired {
+            n.unlock_tuples(e.locked_tuples());
+        }
         n.switched_early
             .lock()
             .expect("not poisoned")

@@ -7,6 +7,7 @@
 use crate::fdserver::ChannelConn;
 use edgemob_cxtp::Fpt;
 use edgemob_paas_api::v1 as pb;
+use edgemob_session_migrate::FourTuple;
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::OwnedFd;
@@ -81,6 +82,18 @@ pub struct Expectation {
     pub source_cell: u32,
     pub target_cell: u32,
     pub until: Instant,
+    /// The UE's connections the source announced (4-tuples whose peer is
+    /// the UE's address).
+    pub announced: Vec<FourTuple>,
+    /// Whether `announced` is in the network lock already.
+    pub locked: bool,
+}
+
+impl Expectation {
+    /// The tuples this expectation holds in the network lock.
+    pub fn locked_tuples(&self) -> &[FourTuple] {
+        if self.locked { &self.announced } else { &[] }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -156,7 +169,70 @@ impl Registry {
     }
 
     /// Drops accepted handovers whose CTD never came.
-    pub fn expire_expectations(&mut self, now: Instant) {
-        self.expectations.retain(|_, e| e.until > now);
+    /// Forgets the handovers whose CTD did not come in time; returns them.
+    pub fn expire_expectations(&mut self, now: Instant) -> Vec<Expectation> {
+        self.take_expectations(|e| e.until <= now)
+    }
+
+    /// Removes and returns the expectations matching `f`.
+    pub fn take_expectations(&mut self, f: impl Fn(&Expectation) -> bool) -> Vec<Expectation> {
+        let ids: Vec<u64> = self
+            .expectations
+            .iter()
+            .filter(|(_, e)| f(e))
+            .map(|(id, _)| *id)
+            .collect();
+        ids.iter()
+            .filter_map(|id| self.expectations.remove(id))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn expectation(ue: &str, until: Instant, locked: bool) -> Expectation {
+        Expectation {
+            ue: ue.into(),
+            ue_addr: Some("10.77.1.2".parse().unwrap()),
+            peer: "10.77.2.2".into(),
+            source_cell: 1,
+            target_cell: 2,
+            until,
+            announced: vec![FourTuple {
+                local: "10.77.0.1:80".parse().unwrap(),
+                peer: "10.77.1.2:40000".parse().unwrap(),
+            }],
+            locked,
+        }
+    }
+
+    #[test]
+    fn expired_expectations_come_back_with_what_they_hold_locked() {
+        let now = Instant::now();
+        let mut reg = Registry::default();
+        reg.expectations
+            .insert(1, expectation("ue-a", now - Duration::from_millis(1), true));
+        reg.expectations.insert(
+            2,
+            expectation("ue-b", now - Duration::from_millis(1), false),
+        );
+        reg.expectations
+            .insert(3, expectation("ue-c", now + Duration::from_secs(1), true));
+        let mut gone = reg.expire_expectations(now);
+        gone.sort_by(|a, b| a.ue.cmp(&b.ue));
+        assert_eq!(gone.len(), 2);
+        assert_eq!(
+            gone[0].locked_tuples().len(),
+            1,
+            "ue-a's lock must be undone"
+        );
+        assert!(gone[1].locked_tuples().is_empty(), "ue-b held no lock");
+        assert_eq!(reg.expectations.keys().copied().collect::<Vec<_>>(), [3]);
+        let taken = reg.take_expectations(|e| e.ue == "ue-c");
+        assert_eq!(taken.len(), 1);
+        assert!(reg.expectations.is_empty());
     }
 }

@@ -190,6 +190,58 @@ async fn a_silent_target_leaves_the_session_thawed_at_the_source() {
     assert_eq!(client.finish().downloaded, c.opts.download);
 }
 
+/// The radio handover does not wait for the contexts: the UE's path may
+/// reach the target while its service still exports. From the accepted
+/// MIH_N2N_HO_Commit on, the target drops the UE's packets for the
+/// connections the request announced (a kernel without their sockets
+/// would answer with a RST and the client would abort); the session then
+/// continues at the target without losing an octet either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packets_that_reach_the_target_before_the_contexts_are_dropped_not_reset() {
+    if skip_unless_root() {
+        return;
+    }
+    let c = Cluster::start(Opts {
+        service_flags: vec!["--export-delay-ms".into(), "300".into()],
+        ..Opts::default()
+    })
+    .await;
+    let client = c.client(None);
+    let ue = client.ue();
+    client.wait_for(c.opts.download / 4).await;
+    let early_switch = async {
+        // The commit is accepted within milliseconds; the CTD leaves only
+        // after the 300 ms export. Meanwhile the client keeps uploading.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The target holds the UE's connection in its lock already.
+        let held = locked4(&c.tb, 1);
+        c.switch_and_complete(std::slice::from_ref(&ue)).await;
+        held
+    };
+    let (rec, held) = tokio::join!(c.handover(&ue), early_switch);
+    let tuple = format!(
+        "{} . {} . 10.77.0.1 . {SERVICE_PORT}",
+        client.local.ip(),
+        client.local.port()
+    );
+    assert!(
+        held.contains(&tuple),
+        "{tuple} not locked at the target: {held}"
+    );
+    completed(&rec);
+    assert!(
+        rec.phases.unwrap().app_data_ns >= 300_000_000,
+        "the export was not delayed: {:?}",
+        rec.phases
+    );
+    let report = client.finish();
+    assert_eq!(report.downloaded, c.opts.download);
+    assert_eq!(c.users(1).await[0].state, "served");
+    // Live at the target: nothing of it is dropped there any more.
+    let after = locked4(&c.tb, 1);
+    assert!(!after.contains(&tuple), "{tuple} still locked: {after}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_killed_mid_transfer_rolls_back_and_nothing_is_lost() {
     if skip_unless_root() {

@@ -22,7 +22,8 @@ use crate::node::Node;
 use crate::registry::{Conn, ExportReply, ServiceHandle};
 use edgemob_cxtp::{Context, Fpt};
 use edgemob_mih::{
-    EdgemobInfo, LinkAddr, LinkId, LinkType, Message, N2nHoCommitRequest, ServiceDemand,
+    EdgemobInfo, LinkAddr, LinkId, LinkType, Message, MovingConnection, N2nHoCommitRequest,
+    ServiceDemand,
 };
 use edgemob_paas_api::v1 as pb;
 use edgemob_paas_api::v1::service_event::Event as Ev;
@@ -179,9 +180,20 @@ async fn migrate_out(
     rec.phases.queued_ns = ns(t0 - queued);
 
     // What the UE uses here.
-    let (ue_addr, services) = {
+    let (ue_addr, services, connections) = {
         let reg = node.reg.lock().expect("not poisoned");
         let Some(u) = reg.users.get(&ue) else { return };
+        // Announced so that the target can drop their packets from the
+        // moment it accepts.
+        let connections: Vec<MovingConnection> = u
+            .services
+            .values()
+            .flatten()
+            .map(|c| MovingConnection {
+                local: c.local,
+                peer: c.peer,
+            })
+            .collect();
         let services: Vec<(ServiceHandle, String, Vec<Fpt>, u16)> = u
             .services
             .iter()
@@ -191,7 +203,7 @@ async fn migrate_out(
                     .map(|s| (*h, s.name.clone(), s.fpts.clone(), conns.len() as u16))
             })
             .collect();
-        (u.addr, services)
+        (u.addr, services, connections)
     };
     let handles: Vec<ServiceHandle> = services.iter().map(|s| s.0).collect();
 
@@ -224,6 +236,7 @@ async fn migrate_out(
                 })
                 .collect(),
             reason: None,
+            connections,
         }),
     });
     // 1 and 2 run together: the services pause and export while the target

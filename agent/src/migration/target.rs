@@ -3,7 +3,8 @@
 //! ```text
 //! MIH_N2N_HO_Commit.indication ─► admission: every service the UE uses is
 //!        hosted here ─► response(Status), and the handover is expected
-//! CTD(s) ─► manifest ─► lock 4-tuples ─► restore sockets (frozen)
+//!        ─► lock the 4-tuples the request announced
+//! CTD(s) ─► manifest ─► lock the rest ─► restore sockets (frozen)
 //!        ─► ContextArrived to each service ─► ImportContext  ─► CTDR
 //! path switch (CompleteHandover, or the activation timer)
 //!        ─► unlock ─► activate sockets ─► hand them to the services
@@ -42,6 +43,19 @@ use tracing::Instrument;
 
 use super::source::PLMN;
 
+/// At most this many announced connections are locked before a CTD comes.
+const MAX_ANNOUNCED_CONNECTIONS: usize = 4096;
+
+/// When the CTD has not come this long after the accepted commit, its
+/// connections are locked ahead of it. A UE cannot be on the target's
+/// radio this soon after the X2 Handover Request ACK (RRC reconfiguration
+/// and random access take tens of milliseconds), and a CTD that comes in
+/// time is locked on arrival: the nf_tables transaction (tens of
+/// microseconds, and a kernel worker's wake-up) stays off the quick
+/// handovers, which it slowed by about as much when done at once. An
+/// earlier path-switch report locks at once.
+const EARLY_LOCK_AFTER: Duration = Duration::from_millis(2);
+
 impl Node {
     /// A peer's MIH request.
     pub fn on_indication(self: &Arc<Self>, ind: Indication) {
@@ -60,11 +74,15 @@ impl Node {
                     }
                 } else {
                     // As target: the source abandoned a handover we accepted.
-                    self.reg
+                    let peer = peer.to_string();
+                    let dropped = self
+                        .reg
                         .lock()
                         .expect("not poisoned")
-                        .expectations
-                        .retain(|_, e| !(e.ue == ue && e.peer == peer.to_string()));
+                        .take_expectations(|e| e.ue == ue && e.peer == peer);
+                    for e in &dropped {
+                        self.unlock_tuples(e.locked_tuples());
+                    }
                 }
                 Message::N2nHoCompleteResponse(N2nHoCompleteResponse {
                     status: MihStatus::SUCCESS,
@@ -89,15 +107,57 @@ impl Node {
                 return;
             }
         };
-        let accepted =
-            matches!(&response, Message::N2nHoCommitResponse(r) if r.status.is_success());
+        let accepted = match &response {
+            Message::N2nHoCommitResponse(r) if r.status.is_success() => {
+                r.edgemob.as_ref().and_then(|i| i.migration_id)
+            }
+            _ => None,
+        };
         if let Err(e) = self.mih.respond(&peer, tid, response) {
             tracing::warn!(%peer, error = %e, "cannot answer MIH request");
         }
-        if accepted {
+        if let Some(mig) = accepted {
             // Its CTD follows within a round trip: wake-ups from here on
             // should find the CPUs polling.
             self.cpu.kick();
+            let node = Arc::clone(self);
+            tokio::spawn(async move {
+                tokio::time::sleep(EARLY_LOCK_AFTER).await;
+                node.prelock(mig);
+            });
+        }
+    }
+
+    /// Drops the announced connections' packets before their CTD comes,
+    /// if it is late: the UE's path may reach this eNBC before the CTD
+    /// does (a slow export), and a packet for a 4-tuple with no socket yet
+    /// would be answered with a RST. A failure is not fatal: the CTD's
+    /// arrival locks what is not locked yet. Nothing happens once the CTD
+    /// has taken the expectation.
+    pub fn prelock(&self, mig: u64) {
+        let tuples = match self
+            .reg
+            .lock()
+            .expect("not poisoned")
+            .expectations
+            .get(&mig)
+        {
+            Some(e) if !e.locked && !e.announced.is_empty() => e.announced.clone(),
+            _ => return,
+        };
+        if let Err(e) = self.lock_tuples(&tuples) {
+            tracing::debug!(error = %e, "cannot lock the announced connections before the CTD");
+            return;
+        }
+        match self
+            .reg
+            .lock()
+            .expect("not poisoned")
+            .expectations
+            .get_mut(&mig)
+        {
+            Some(e) => e.locked = true,
+            None => self.unlock_tuples(&tuples),
         }
     }
 
@@ -183,6 +243,25 @@ impl Node {
                 format!("UE {ue} is already served by {}", self.cfg.mihf_id),
             );
         }
+        // Only the UE's own connections may be locked on its behalf.
+        let announced: Vec<FourTuple> = info
+            .connections
+            .iter()
+            .filter(|c| Some(c.peer.ip()) == info.ue_address)
+            .take(MAX_ANNOUNCED_CONNECTIONS)
+            .map(|c| FourTuple {
+                local: c.local,
+                peer: c.peer,
+            })
+            .collect();
+        if announced.len() < info.connections.len() {
+            tracing::debug!(
+                %peer, %ue,
+                announced = info.connections.len(),
+                kept = announced.len(),
+                "connections not of the UE's address (or too many) left out of the early lock"
+            );
+        }
         reg.expectations.insert(
             mig,
             Expectation {
@@ -192,6 +271,8 @@ impl Node {
                 source_cell,
                 target_cell,
                 until: Instant::now() + Duration::from_millis(self.cfg.timers.commit_hold_ms),
+                announced,
+                locked: false,
             },
         );
         N2nHoCommitResponse {
@@ -322,6 +403,8 @@ async fn install(
         );
         return;
     };
+    // What was locked when the handover was accepted (see `prelock`).
+    let prelocked = exp.locked_tuples().to_vec();
 
     // Which local service takes which context.
     let mut incoming = Vec::new();
@@ -331,6 +414,7 @@ async fn install(
         for s in &manifest.services {
             let Some((handle, _)) = reg.service_by_name(&s.name) else {
                 drop(reg);
+                node.unlock_tuples(&prelocked);
                 refuse_all(
                     &mut rec,
                     format!("service {} is no longer registered here", s.name),
@@ -343,6 +427,7 @@ async fn install(
                     Ok(i) => i,
                     Err(e) => {
                         drop(reg);
+                        node.unlock_tuples(&prelocked);
                         fail(
                             &mut rec,
                             blaming(&contexts, Fpt::TCP_CONNECTION_IMAGE, Status::INCOMPLETE),
@@ -403,7 +488,7 @@ async fn install(
                 &ue,
                 &incoming,
                 Vec::new(),
-                &[],
+                &prelocked,
                 &handles,
                 mig,
                 &reason,
@@ -418,12 +503,17 @@ async fn install(
     // on this thread), so the service works on it while we restore.
     tokio::task::yield_now().await;
 
-    // Lock, then rebuild the sockets in repair mode.
+    // Lock (what the early lock did not cover), then rebuild the sockets
+    // in repair mode. Announced connections that did not come are not
+    // moving: let their packets through again.
     let tuples: Vec<FourTuple> = images.iter().map(|i| i.tuple).collect();
-    let restored = match lock_and_restore(&node, &images, &tuples) {
+    let (covered, stale): (Vec<FourTuple>, Vec<FourTuple>) =
+        prelocked.iter().partition(|t| tuples.contains(t));
+    node.unlock_tuples(&stale);
+    let restored = match lock_and_restore(&node, &images, &tuples, &covered) {
         Ok(r) => r,
         Err((restored, reason, locked)) => {
-            let locked = if locked { &tuples[..] } else { &[] };
+            let locked = if locked { &tuples[..] } else { &covered[..] };
             abandon(
                 &node, &ue, &incoming, restored, locked, &handles, mig, &reason,
             );
@@ -554,13 +644,20 @@ async fn install(
 /// Sockets restored so far, why the rest failed, and whether the lock is held.
 type RestoreFailure = (Vec<RestoredSocket>, String, bool);
 
-/// Locks the 4-tuples and rebuilds every socket in repair mode.
+/// Locks the 4-tuples not in `locked` yet and rebuilds every socket in
+/// repair mode.
 fn lock_and_restore(
     node: &Node,
     images: &[TcpStreamImage],
     tuples: &[FourTuple],
+    locked: &[FourTuple],
 ) -> Result<Vec<RestoredSocket>, RestoreFailure> {
-    node.lock_tuples(tuples).map_err(|e| {
+    let missing: Vec<FourTuple> = tuples
+        .iter()
+        .filter(|t| !locked.contains(t))
+        .copied()
+        .collect();
+    node.lock_tuples(&missing).map_err(|e| {
         (
             Vec::new(),
             format!("cannot lock the UE's connections: {e}"),

@@ -404,6 +404,25 @@ impl Drop for Cluster {
     }
 }
 
+/// The IPv4 4-tuples in eNBC `i`'s network lock, as `nft` lists them
+/// (`addr . port . addr . port`, both directions of each connection).
+pub fn locked4(tb: &Testbed, i: usize) -> String {
+    let mut cmd = Command::new("nft");
+    cmd.args(["list", "set", "inet", "edgemob_lock", "conns4"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let out = tb.spawn(node(i), cmd).unwrap().wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "nft list set: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 pub fn extra_ue(k: usize) -> Ipv4Addr {
     Ipv4Addr::new(10, 77, 1, 10 + k as u8)
 }
