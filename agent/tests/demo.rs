@@ -122,6 +122,8 @@ fn demo_reports_byte_exact_rst_free_runs_and_cleans_up() {
     let ctx = report["context_bytes"]["mean"].as_f64().unwrap();
     assert!((75_000.0..200_000.0).contains(&ctx), "context {ctx}");
     assert!(report["client_stall_ms"]["max"].as_f64().unwrap() > 0.0);
+    // The control: the same measure where no migration runs.
+    assert!(report["client_stall_baseline_ms"]["n"].is_u64(), "{report}");
 
     let csv = std::fs::read_to_string(out.join("runs.csv")).unwrap();
     assert_eq!(csv.lines().count(), 4, "header and three runs:\n{csv}");

@@ -12,7 +12,7 @@
 
 use crate::cluster::{Cluster, ClusterError, ClusterOptions};
 use crate::ns3::{Ns3Options, Schedule, TriggerProcess};
-use crate::report::{Phases, RunRecord};
+use crate::report::{self, Phases, RunRecord};
 use edgemob_paas_api::v1 as pb;
 use edgemob_testbed::Node;
 use edgemob_testbed::pcap::TcpSegment;
@@ -217,6 +217,28 @@ pub fn stall_around(
         .map(|w| w[1].duration_since(w[0]).unwrap_or_default())
         .max()
         .unwrap_or_default()
+}
+
+/// [`stall_around`] in a window as long as `[from, to]` that ends
+/// [`report::BASELINE_GUARD_MS`] before `from`: what the client sees in
+/// the same download without a migration. None when data was not flowing
+/// to `receiver` for the whole window.
+pub fn baseline_stall(
+    segments: &[TcpSegment],
+    receiver: IpAddr,
+    from: SystemTime,
+    to: SystemTime,
+) -> Option<Duration> {
+    let len = to.duration_since(from).ok()?;
+    let end = from.checked_sub(Duration::from_millis(report::BASELINE_GUARD_MS))?;
+    let start = end.checked_sub(len)?;
+    let first_data = segments
+        .iter()
+        .find(|s| s.dst.ip() == receiver && s.payload_len > 0 && !s.is_rst())?;
+    if first_data.at > start {
+        return None;
+    }
+    Some(stall_around(segments, receiver, start, end))
 }
 
 fn ms(ns: u64) -> f64 {
@@ -537,18 +559,17 @@ async fn one_run(
     let started =
         UNIX_EPOCH + Duration::from_nanos(u64::try_from(rec.started_unix_ns).unwrap_or(0));
     let total = Duration::from_nanos(rec.phases.unwrap_or_default().total_ns);
-    let stall = stall_around(
-        &segments,
-        ue_ip,
-        started.min(fired),
-        started + total + Duration::from_millis(100),
-    );
+    let from = started.min(fired);
+    let to = started + total + Duration::from_millis(report::STALL_SETTLE_MS);
+    let stall = stall_around(&segments, ue_ip, from, to);
+    let baseline = baseline_stall(&segments, ue_ip, from, to);
     if timeline.is_some_and(|min| stall.as_secs_f64() * 1e3 >= min || stats.rst > 0) {
         println!("run {} (capture kept as {})", run + 1, kept.display());
         print_timeline(
             &segments,
             ue_ip,
             started,
+            to,
             &[
                 ("fired", fired),
                 ("migration done", started + total),
@@ -575,6 +596,7 @@ async fn one_run(
         context_bytes: rec.context_bytes,
         app_context_bytes: rec.app_context_bytes,
         client_stall_ms: stall.as_secs_f64() * 1e3,
+        baseline_stall_ms: baseline.map_or(f64::NAN, |d| d.as_secs_f64() * 1e3),
         download_bytes: downloaded,
         trigger_offset_bytes: offset,
         migration_id: rec.migration_id,
@@ -657,12 +679,14 @@ fn print_timeline(
     segments: &[TcpSegment],
     ue: IpAddr,
     start: SystemTime,
+    window_end: SystemTime,
     marks: &[(&str, SystemTime)],
 ) {
     let rel = |t: SystemTime| match t.duration_since(start) {
         Ok(d) => d.as_secs_f64() * 1e3,
         Err(e) => -e.duration().as_secs_f64() * 1e3,
     };
+    let window_end = rel(window_end);
     let mut lines: Vec<(f64, String)> = marks
         .iter()
         .map(|(n, t)| (rel(*t), format!("-- {n}")))
@@ -675,7 +699,7 @@ fn print_timeline(
         .collect();
     for w in data.windows(2) {
         let (a, b) = (rel(w[0].at), rel(w[1].at));
-        if b - a > 4.0 && b > -3.0 && a < 110.0 {
+        if b - a > 4.0 && b > -3.0 && a < window_end {
             lines.push((b, format!("== gap of {:.3} ms before this segment", b - a)));
         }
     }
@@ -697,4 +721,85 @@ fn print_timeline(
         println!("{t:8.3} ms  {l}");
     }
     println!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const UE: &str = "10.77.1.2";
+
+    /// Data segments to the UE at these offsets (ms) from `t0`, with an ACK
+    /// from the UE after each.
+    fn segments(t0: SystemTime, at_ms: &[f64]) -> Vec<TcpSegment> {
+        let server: std::net::SocketAddr = "10.77.0.1:80".parse().unwrap();
+        let ue: std::net::SocketAddr = format!("{UE}:40000").parse().unwrap();
+        at_ms
+            .iter()
+            .flat_map(|&ms| {
+                let at = t0 + Duration::from_secs_f64(ms / 1e3);
+                let data = TcpSegment {
+                    at,
+                    src: server,
+                    dst: ue,
+                    seq: 0,
+                    flags: 0x18,
+                    payload_len: 1448,
+                };
+                let ack = TcpSegment {
+                    at: at + Duration::from_micros(10),
+                    src: ue,
+                    dst: server,
+                    seq: 0,
+                    flags: 0x10,
+                    payload_len: 0,
+                };
+                [data, ack]
+            })
+            .collect()
+    }
+
+    /// Every millisecond from `a` to `b` (exclusive).
+    fn every_ms(a: u32, b: u32) -> Vec<f64> {
+        (a..b).map(f64::from).collect()
+    }
+
+    fn ms(d: Duration) -> f64 {
+        (d.as_secs_f64() * 1e3 * 1000.0).round() / 1000.0
+    }
+
+    #[test]
+    fn the_stall_is_the_gap_across_the_handover_not_one_long_after() {
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_000);
+        // Paced data; the handover at 100 ms freezes it until 103 ms; the
+        // host then stalls the server for 7 ms at 150 ms.
+        let mut at = every_ms(0, 101);
+        at.extend(every_ms(103, 150));
+        at.extend(every_ms(156, 200));
+        let segs = segments(t0, &at);
+        let ue: IpAddr = UE.parse().unwrap();
+        let from = t0 + Duration::from_micros(100_300);
+        let to = t0 + Duration::from_millis(101 + report::STALL_SETTLE_MS);
+        assert_eq!(ms(stall_around(&segs, ue, from, to)), 3.0);
+        // A window reaching 150 ms would have blamed the migration for it.
+        let late = t0 + Duration::from_millis(160);
+        assert_eq!(ms(stall_around(&segs, ue, from, late)), 7.0);
+    }
+
+    #[test]
+    fn the_baseline_is_an_equal_window_before_the_trigger() {
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_000);
+        // A 6 ms host stall 5 ms before the trigger at 100 ms.
+        let mut at = every_ms(0, 91);
+        at.extend(every_ms(96, 100));
+        at.extend(every_ms(103, 200));
+        let segs = segments(t0, &at);
+        let ue: IpAddr = UE.parse().unwrap();
+        let from = t0 + Duration::from_millis(100);
+        let to = t0 + Duration::from_millis(112);
+        assert_eq!(baseline_stall(&segs, ue, from, to).map(ms), Some(6.0));
+        // Data started after the baseline window would begin: no baseline.
+        let short = segments(t0, &every_ms(90, 200));
+        assert_eq!(baseline_stall(&short, ue, from, to), None);
+    }
 }

@@ -20,7 +20,15 @@
 //!   phases meaningless. `phases_ms.total.n` says how many runs that is.
 //! * `client_stall_ms` is computed over **all** runs: the UE sees the stall
 //!   whatever the migration's outcome, and a rollback that stalls the client
-//!   must show.
+//!   must show. A run's stall is the largest gap between data segments
+//!   reaching the UE among the gaps that touch the handover's window, from
+//!   the trigger (or the migration's start, if earlier) to
+//!   [`STALL_SETTLE_MS`] after the migration ended: the gap the freeze
+//!   opens, and any the resumed connection shows while it settles.
+//! * `client_stall_baseline_ms`, over all runs too, is the same measure in a
+//!   window of the same length ending [`BASELINE_GUARD_MS`] before the
+//!   trigger, in the same download, where no migration runs: the gaps the
+//!   host's scheduling and the server's pacing cause by themselves.
 //! * `bytes_verified` is true only if there is at least one run and every
 //!   run's sha256 matched; `rst_seen` is the total over all runs.
 //!
@@ -57,6 +65,10 @@ pub const TARGET_TOTAL_P50_MS: f64 = 1.0;
 pub const TARGET_TOTAL_P99_MS: f64 = 2.5;
 /// Target: largest client-observed stall, at most (ms).
 pub const TARGET_CLIENT_STALL_MAX_MS: f64 = 5.0;
+/// How long after a migration ended its stall window stays open (ms).
+pub const STALL_SETTLE_MS: u64 = 10;
+/// The baseline window ends this long before the trigger (ms).
+pub const BASELINE_GUARD_MS: u64 = 2;
 
 /// The `outcome` of a run whose migration completed.
 pub const OUTCOME_COMPLETED: &str = "completed";
@@ -113,6 +125,10 @@ pub struct RunRecord {
     pub app_context_bytes: u64,
     /// Largest gap between data segments at the UE around the handover.
     pub client_stall_ms: f64,
+    /// The same measure just before the trigger, without a migration (NaN
+    /// when the download had not been running long enough).
+    #[serde(default)]
+    pub baseline_stall_ms: f64,
     pub download_bytes: u64,
     /// How far the download was when the handover fired.
     pub trigger_offset_bytes: u64,
@@ -317,6 +333,9 @@ pub struct DemoReport {
     pub app_context_bytes: ByteStats,
     /// Client-observed stall over all runs.
     pub client_stall_ms: StallStats,
+    /// The same measure in migration-free windows of the same downloads.
+    #[serde(default)]
+    pub client_stall_baseline_ms: StallStats,
     /// Number of runs per outcome.
     pub outcomes: BTreeMap<String, usize>,
     /// Benchmark targets, in a fixed order.
@@ -343,6 +362,15 @@ impl DemoReport {
             p99: stall.p99,
             mean: stall.mean,
             n: stall.n,
+        };
+        let baselines: Vec<f64> = runs.iter().map(|r| r.baseline_stall_ms).collect();
+        let baseline = Summary::of(&baselines);
+        let client_stall_baseline_ms = StallStats {
+            p50: baseline.p50,
+            max: baseline.max,
+            p99: baseline.p99,
+            mean: baseline.mean,
+            n: baseline.n,
         };
         let rst_seen = runs.iter().map(|r| r.rst_seen).sum::<usize>();
         let sha_ok = runs.iter().filter(|r| r.sha256_ok).count();
@@ -394,6 +422,7 @@ impl DemoReport {
             context_bytes: ByteStats::of(&context),
             app_context_bytes: ByteStats::of(&app_context),
             client_stall_ms,
+            client_stall_baseline_ms,
             outcomes,
             targets,
             targets_met,
@@ -527,7 +556,7 @@ fn csv_line(fields: &[String]) -> String {
 }
 
 /// Column names of `runs.csv`, in order.
-pub const RUNS_CSV_HEADER: [&str; 17] = [
+pub const RUNS_CSV_HEADER: [&str; 18] = [
     "run",
     "ok",
     "sha256_ok",
@@ -545,6 +574,7 @@ pub const RUNS_CSV_HEADER: [&str; 17] = [
     "download_bytes",
     "trigger_offset_bytes",
     "migration_id",
+    "baseline_stall_ms",
 ];
 
 /// The five Table I phases, ms, in column order.
@@ -580,6 +610,7 @@ pub fn runs_csv(runs: &[RunRecord]) -> String {
             r.download_bytes.to_string(),
             r.trigger_offset_bytes.to_string(),
             r.migration_id.to_string(),
+            r.baseline_stall_ms.to_string(),
         ]);
         out.push_str(&csv_line(&row));
     }
@@ -730,6 +761,7 @@ pub mod synthetic {
                     context_bytes: 60_000 + (u * 30_000.0) as u64,
                     app_context_bytes: 55_000 + (u * 28_000.0) as u64,
                     client_stall_ms: 0.9 + 1.5 * u,
+                    baseline_stall_ms: 0.9 + 0.5 * u,
                     download_bytes: 50_000_000,
                     trigger_offset_bytes: 10_000_000 + i as u64 * 1000,
                     migration_id: 1000 + i as u64,

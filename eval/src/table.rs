@@ -159,6 +159,16 @@ pub fn table_one(report: &DemoReport) -> String {
         ms(st.p50, st.n > 0),
         ms(st.max, st.n > 0)
     );
+    let bl = &r.client_stall_baseline_ms;
+    if bl.n > 0 {
+        let _ = writeln!(
+            out,
+            "  without a migration (same-length window before each trigger, {} runs): p50 {}  max {}",
+            bl.n,
+            ms(bl.p50, true),
+            ms(bl.max, true)
+        );
+    }
     let _ = writeln!(out, "RST segments seen by the UE: {}", r.rst_seen);
     let _ = writeln!(
         out,
