@@ -176,14 +176,9 @@ impl Registry {
 
     /// Removes and returns the expectations matching `f`.
     pub fn take_expectations(&mut self, f: impl Fn(&Expectation) -> bool) -> Vec<Expectation> {
-        let ids: Vec<u64> = self
-            .expectations
-            .iter()
-            .filter(|(_, e)| f(e))
-            .map(|(id, _)| *id)
-            .collect();
-        ids.iter()
-            .filter_map(|id| self.expectations.remove(id))
+        self.expectations
+            .extract_if(|_, e| f(e))
+            .map(|(_, e)| e)
             .collect()
     }
 }

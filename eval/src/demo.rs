@@ -199,6 +199,11 @@ fn sha256_file(path: &Path) -> Result<String, DemoError> {
     Ok(hex(&h.finalize()))
 }
 
+/// A segment carrying data to `receiver` (a RST's payload is not data).
+fn is_data_to(s: &TcpSegment, receiver: IpAddr) -> bool {
+    s.dst.ip() == receiver && s.payload_len > 0 && !s.is_rst()
+}
+
 /// The largest gap between data segments arriving at `receiver` whose span
 /// touches `[from, to]` — the stall the client saw around a migration.
 pub fn stall_around(
@@ -209,7 +214,7 @@ pub fn stall_around(
 ) -> Duration {
     let data: Vec<SystemTime> = segments
         .iter()
-        .filter(|s| s.dst.ip() == receiver && s.payload_len > 0 && !s.is_rst())
+        .filter(|s| is_data_to(s, receiver))
         .map(|s| s.at)
         .collect();
     data.windows(2)
@@ -232,9 +237,7 @@ pub fn baseline_stall(
     let len = to.duration_since(from).ok()?;
     let end = from.checked_sub(Duration::from_millis(report::BASELINE_GUARD_MS))?;
     let start = end.checked_sub(len)?;
-    let first_data = segments
-        .iter()
-        .find(|s| s.dst.ip() == receiver && s.payload_len > 0 && !s.is_rst())?;
+    let first_data = segments.iter().find(|s| is_data_to(s, receiver))?;
     if first_data.at > start {
         return None;
     }
