@@ -104,6 +104,8 @@ pub struct OpenFile {
 #[derive(Debug)]
 pub struct Library {
     root: PathBuf,
+    /// The root, open: lookups resolve beneath it in one system call.
+    root_dir: File,
     cache: Mutex<HashMap<String, Cached>>,
 }
 
@@ -118,8 +120,10 @@ impl Library {
                 format!("{} is not a directory", root.display()),
             ));
         }
+        let root_dir = File::open(&root)?;
         Ok(Arc::new(Library {
             root,
+            root_dir,
             cache: Mutex::new(HashMap::new()),
         }))
     }
@@ -185,6 +189,39 @@ impl Library {
         if !valid_name(name) {
             return Err(LookupError::NotFound);
         }
+        let file = match self.open_beneath(name) {
+            Some(opened) => opened?,
+            None => self.open_canonical(name)?,
+        };
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(LookupError::NotFound);
+        }
+        Ok((file, meta.len(), meta.modified().ok()))
+    }
+
+    /// The usual case in one `openat2(RESOLVE_BENEATH)`, where resolving
+    /// the path component by component took a `readlink` each and an
+    /// import waits on it. `None` when the kernel cannot decide it this way
+    /// (no `openat2`, or an absolute symbolic link, which it refuses even
+    /// when it points inside the root): [`Library::open_canonical`] then.
+    fn open_beneath(&self, name: &str) -> Option<Result<File, LookupError>> {
+        use nix::errno::Errno;
+        use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
+        let how = OpenHow::new()
+            .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        match openat2(&self.root_dir, name, how) {
+            Ok(fd) => Some(Ok(File::from(fd))),
+            Err(Errno::EXDEV | Errno::ENOSYS | Errno::EPERM | Errno::ELOOP) => None,
+            Err(Errno::ENOENT | Errno::ENOTDIR) => Some(Err(LookupError::NotFound)),
+            Err(e) => Some(Err(io::Error::from(e).into())),
+        }
+    }
+
+    /// Resolves `name` to its canonical path and opens it if that lies
+    /// inside the root.
+    fn open_canonical(&self, name: &str) -> Result<File, LookupError> {
         let path = match self.root.join(name).canonicalize() {
             Ok(p) => p,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(LookupError::NotFound),
@@ -196,16 +233,11 @@ impl Library {
         if !path.starts_with(&self.root) {
             return Err(LookupError::NotFound);
         }
-        let file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(LookupError::NotFound),
-            Err(e) => return Err(e.into()),
-        };
-        let meta = file.metadata()?;
-        if !meta.is_file() {
-            return Err(LookupError::NotFound);
+        match File::open(&path) {
+            Ok(f) => Ok(f),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(LookupError::NotFound),
+            Err(e) => Err(e.into()),
         }
-        Ok((file, meta.len(), meta.modified().ok()))
     }
 
     fn cached(&self, name: &str, size: u64, mtime: Option<SystemTime>) -> Option<ContentId> {
@@ -282,14 +314,18 @@ mod tests {
         std::fs::write(dir.path().join("secret"), b"nope").unwrap();
         std::os::unix::fs::symlink(dir.path().join("secret"), root.join("out")).unwrap();
         std::os::unix::fs::symlink(root.join("a.mp4"), root.join("in.mp4")).unwrap();
+        std::os::unix::fs::symlink("../a.mp4", root.join("sub/rel.mp4")).unwrap();
+        std::os::unix::fs::symlink("../../secret", root.join("sub/up")).unwrap();
         let lib = Library::open(&root).unwrap();
-        assert_eq!(lib.scan().unwrap(), (3, 16));
+        assert_eq!(lib.scan().unwrap(), (4, 21));
         let a = lib.lookup_blocking("a.mp4").unwrap();
         assert_eq!(a.id.size, 5);
         assert_eq!(a.id, lib.lookup_blocking("in.mp4").unwrap().id);
+        assert_eq!(a.id, lib.lookup_blocking("sub/rel.mp4").unwrap().id);
         assert_eq!(lib.lookup_blocking("sub/b.mp4").unwrap().id.size, 6);
         for bad in [
             "out",
+            "sub/up",
             "sub",
             "missing",
             "../secret",
