@@ -112,6 +112,11 @@ async fn serve_one(api: ServiceApi, stream: UnixStream) {
                 "this agent does not know that service-link call",
             )),
         };
+        // What the call unblocked goes first: after an ImportContext the
+        // migration sends its CTDR, after an ExportContext it freezes the
+        // sockets. Answered before, the service would wake (on this CPU,
+        // often) ahead of them, and it has nothing urgent to do.
+        tokio::task::yield_now().await;
         if results_tx.send(result(call.id, outcome)).is_err() {
             break;
         }
