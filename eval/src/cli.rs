@@ -85,8 +85,11 @@ pub struct DemoArgs {
     /// Log level of the agents (their logs are in OUT/work/cluster).
     #[arg(long, default_value = "warn")]
     pub agent_log: String,
-    /// Log level of the video servers (`trace` shows every API call).
-    #[arg(long, default_value = "info")]
+    /// Log level of the video servers (their logs are in OUT/work/cluster;
+    /// `info` logs every export and arrival, `trace` every API call). Not
+    /// `info` by default: those lines are written while a migration is
+    /// still in flight and take CPU time from it.
+    #[arg(long, default_value = "warn")]
     pub service_log: String,
     /// No progress bar.
     #[arg(long)]
