@@ -5,6 +5,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // SAFETY: build scripts are single-threaded.
     unsafe { std::env::set_var("PROTOC", protoc) };
     println!("cargo:rerun-if-changed=proto");
-    tonic_prost_build::configure().compile_protos(&["proto/edgemob/v1/paas.proto"], &["proto"])?;
+    tonic_prost_build::configure()
+        // Contexts as `bytes::Bytes`: decoded from the service link's read
+        // buffer without a copy, and handed on (to the CTD, to the target's
+        // service) by reference.
+        .bytes(".edgemob.v1.ExportContextRequest.context")
+        .bytes(".edgemob.v1.ContextArrived.context")
+        .compile_protos(&["proto/edgemob/v1/paas.proto"], &["proto"])?;
     Ok(())
 }

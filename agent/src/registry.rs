@@ -61,7 +61,8 @@ pub struct UeRec {
 /// A service's answer to ExportRequested.
 #[derive(Debug)]
 pub struct ExportReply {
-    pub context: Vec<u8>,
+    /// Shares the service link's read buffer (see `edgemob_paas_api::link`).
+    pub context: bytes::Bytes,
     pub fpt: u32,
     pub error: String,
 }

@@ -7,6 +7,7 @@
 //! back; the agent and the SDK do the I/O.
 
 use crate::v1::LinkFrame;
+use bytes::{Buf, BytesMut};
 use prost::Message;
 
 /// Where the service link of the API socket at `api` lives.
@@ -42,12 +43,19 @@ pub fn encode(frame: &LinkFrame) -> Vec<u8> {
     out
 }
 
+/// Spare room kept in a [`Decoder`]'s buffer for the next read: a 75 KB
+/// context arrives in one allocation, without growing the buffer halfway.
+pub const READ_ROOM: usize = 256 << 10;
+
 /// Reassembles frames from what was read, however it was split.
+///
+/// Frames are cut out of the buffer the socket was read into and decoded
+/// from it without a copy: a context in a frame (`bytes` fields are
+/// [`bytes::Bytes`]) shares the buffer's memory. Read with
+/// [`Decoder::read_buf`]; [`Decoder::extend`] copies.
 #[derive(Debug, Default)]
 pub struct Decoder {
-    buf: Vec<u8>,
-    /// Start of the first unconsumed octet in `buf`.
-    at: usize,
+    buf: BytesMut,
 }
 
 impl Decoder {
@@ -55,49 +63,48 @@ impl Decoder {
         Decoder::default()
     }
 
-    /// Appends octets read from the socket.
+    /// Appends octets read elsewhere.
     pub fn extend(&mut self, data: &[u8]) {
-        if self.at > 0 && self.at == self.buf.len() {
-            self.buf.clear();
-            self.at = 0;
-        }
         self.buf.extend_from_slice(data);
+    }
+
+    /// The buffer to read the socket into (with `read_buf`), with room for
+    /// the rest of the frame being read or [`READ_ROOM`], whichever is more.
+    pub fn read_buf(&mut self) -> &mut BytesMut {
+        let room = self.wanted().max(READ_ROOM / 4);
+        if self.buf.capacity() - self.buf.len() < room {
+            self.buf.reserve(room.max(READ_ROOM));
+        }
+        &mut self.buf
     }
 
     /// Octets of a frame still expected: a hint for how much to read.
     pub fn wanted(&self) -> usize {
-        let have = &self.buf[self.at..];
-        match have.first_chunk::<PREFIX>() {
-            None => PREFIX - have.len(),
-            Some(p) => (u32::from_be_bytes(*p) as usize + PREFIX).saturating_sub(have.len()),
+        match self.buf.first_chunk::<PREFIX>() {
+            None => PREFIX - self.buf.len(),
+            Some(p) => {
+                let len = (u32::from_be_bytes(*p) as usize).min(MAX_FRAME);
+                (len + PREFIX).saturating_sub(self.buf.len())
+            }
         }
     }
 
     /// The next complete frame, if one has arrived. After an error the
     /// stream is out of step and must be closed.
     pub fn next_frame(&mut self) -> Result<Option<LinkFrame>, LinkError> {
-        let have = &self.buf[self.at..];
-        let Some(prefix) = have.first_chunk::<PREFIX>() else {
+        let Some(prefix) = self.buf.first_chunk::<PREFIX>() else {
             return Ok(None);
         };
         let len = u32::from_be_bytes(*prefix) as usize;
         if len > MAX_FRAME {
             return Err(LinkError::TooLong(len));
         }
-        if have.len() < PREFIX + len {
+        if self.buf.len() < PREFIX + len {
             return Ok(None);
         }
-        let frame = LinkFrame::decode(&have[PREFIX..PREFIX + len])?;
-        self.at += PREFIX + len;
-        if self.at == self.buf.len() {
-            self.buf.clear();
-            self.at = 0;
-        } else if self.at > (1 << 20) && self.at * 2 > self.buf.len() {
-            // Keep the buffer from growing without bound under a steady stream.
-            self.buf.drain(..self.at);
-            self.at = 0;
-        }
-        Ok(Some(frame))
+        self.buf.advance(PREFIX);
+        let frame = self.buf.split_to(len).freeze();
+        Ok(Some(LinkFrame::decode(frame)?))
     }
 }
 
@@ -116,7 +123,7 @@ mod tests {
                         service_handle: 7,
                         migration_id: 9,
                         ue: "ue-1".into(),
-                        context,
+                        context: context.into(),
                         fpt: 0xE002,
                         error: String::new(),
                     },

@@ -50,6 +50,7 @@ mod error;
 mod fds;
 mod link;
 
+pub use bytes::Bytes;
 pub use edgemob_paas_api::v1 as proto;
 pub use error::Error;
 
@@ -419,23 +420,23 @@ pub struct ExportRequest {
 
 impl ExportRequest {
     /// Hands over the UE's application context (FPT: the first one the
-    /// service registered).
-    pub async fn export(self, context: Vec<u8>) -> Result<(), Error> {
-        self.send(context, 0, String::new()).await
+    /// service registered). A `Vec<u8>` becomes [`Bytes`] without a copy.
+    pub async fn export(self, context: impl Into<Bytes>) -> Result<(), Error> {
+        self.send(context.into(), 0, String::new()).await
     }
 
     /// Hands over a context tagged with a specific FPT code.
-    pub async fn export_as(self, fpt: Fpt, context: Vec<u8>) -> Result<(), Error> {
-        self.send(context, u32::from(fpt.code()), String::new())
+    pub async fn export_as(self, fpt: Fpt, context: impl Into<Bytes>) -> Result<(), Error> {
+        self.send(context.into(), u32::from(fpt.code()), String::new())
             .await
     }
 
     /// The service cannot export this UE now; the migration is rolled back.
     pub async fn refuse(self, reason: &str) -> Result<(), Error> {
-        self.send(Vec::new(), 0, reason.to_owned()).await
+        self.send(Bytes::new(), 0, reason.to_owned()).await
     }
 
-    async fn send(self, context: Vec<u8>, fpt: u32, error: String) -> Result<(), Error> {
+    async fn send(self, context: Bytes, fpt: u32, error: String) -> Result<(), Error> {
         tracing::trace!(migration = self.migration_id, "ExportContext call");
         let req = pb::ExportContextRequest {
             service_handle: self.service.handle,
@@ -463,7 +464,8 @@ pub struct ArrivedContext {
     pub ue_address: String,
     pub source_cell: u32,
     pub fpt: Fpt,
-    pub data: Vec<u8>,
+    /// The context's octets, as they came off the agent's link (no copy).
+    pub data: Bytes,
 }
 
 /// A UE is arriving: its context now, its connections once the handover

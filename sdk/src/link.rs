@@ -59,8 +59,7 @@ impl Link {
         };
         wr.write_all(&link::encode(&attach)).await?;
         let mut dec = Decoder::new();
-        let mut buf = vec![0u8; 256 << 10];
-        match read_frame(&mut rd, &mut dec, &mut buf).await? {
+        match read_frame(&mut rd, &mut dec).await? {
             Some(Frame::Result(r)) if r.id == 0 => status(r)?,
             Some(_) => {
                 return Err(Error::Protocol(
@@ -71,7 +70,7 @@ impl Link {
         }
         let pending: Pending = Arc::default();
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(read_loop(rd, dec, buf, Arc::clone(&pending), tx));
+        tokio::spawn(read_loop(rd, dec, Arc::clone(&pending), tx));
         Ok(Some((
             Link {
                 wr: tokio::sync::Mutex::new(wr),
@@ -115,11 +114,7 @@ fn status(r: pb::LinkResult) -> Result<(), Error> {
     }
 }
 
-async fn read_frame(
-    rd: &mut OwnedReadHalf,
-    dec: &mut Decoder,
-    buf: &mut [u8],
-) -> Result<Option<Frame>, Error> {
+async fn read_frame(rd: &mut OwnedReadHalf, dec: &mut Decoder) -> Result<Option<Frame>, Error> {
     loop {
         match dec.next_frame() {
             Ok(Some(pb::LinkFrame { frame: Some(f) })) => return Ok(Some(f)),
@@ -128,23 +123,21 @@ async fn read_frame(
             Ok(None) => {}
             Err(e) => return Err(Error::Protocol(e.to_string())),
         }
-        let n = rd.read(buf).await?;
-        if n == 0 {
+        // Straight into the decoder's buffer: frames are cut out of it.
+        if rd.read_buf(dec.read_buf()).await? == 0 {
             return Ok(None);
         }
-        dec.extend(&buf[..n]);
     }
 }
 
 async fn read_loop(
     mut rd: OwnedReadHalf,
     mut dec: Decoder,
-    mut buf: Vec<u8>,
     pending: Pending,
     events: mpsc::UnboundedSender<Result<pb::ServiceEvent, Error>>,
 ) {
     loop {
-        match read_frame(&mut rd, &mut dec, &mut buf).await {
+        match read_frame(&mut rd, &mut dec).await {
             Ok(Some(Frame::Event(ev))) => {
                 tracing::trace!("event received");
                 let _ = events.send(Ok(ev));

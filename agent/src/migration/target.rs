@@ -703,7 +703,7 @@ fn announce(
             migration_id: mig,
             ue: ue.to_owned(),
             ue_address: mn.to_string(),
-            context: ctx.data.to_vec(),
+            context: ctx.data.clone(),
             fpt: u32::from(ctx.fpt.code()),
             connections: inc
                 .conns
