@@ -7,7 +7,7 @@
 //! back; the agent and the SDK do the I/O.
 
 use crate::v1::LinkFrame;
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use prost::Message;
 
 /// Where the service link of the API socket at `api` lives.
@@ -41,6 +41,106 @@ pub fn encode(frame: &LinkFrame) -> Vec<u8> {
         .encode(&mut out)
         .expect("a Vec grows as needed, so encoding cannot run out of space");
     out
+}
+
+/// A frame split for one vectored write: `head` then `tail`, the context
+/// the frame carries (empty for frames without one). The context is not
+/// copied into the encoding; together the two are a valid encoding of the
+/// frame, with the context field last (protobuf allows fields in any order).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parts {
+    pub head: Vec<u8>,
+    pub tail: Bytes,
+}
+
+/// Encodes `frame` as [`Parts`]: an ExportContext call or a ContextArrived
+/// event with its context in `tail`, anything else whole in `head`.
+pub fn encode_parts(frame: LinkFrame) -> Parts {
+    use crate::v1::{link_call::Call, link_frame::Frame, service_event::Event};
+    /// LinkFrame.event, ServiceEvent.context_arrived, LinkFrame.call,
+    /// LinkCall.export_context, and the context field of both messages.
+    const EVENT: u32 = 2;
+    const CONTEXT_ARRIVED: u32 = 2;
+    const CALL: u32 = 3;
+    const EXPORT_CONTEXT: u32 = 2;
+    const CONTEXT: u32 = 4;
+    match frame.frame {
+        Some(Frame::Event(crate::v1::ServiceEvent {
+            event: Some(Event::ContextArrived(mut e)),
+        })) if !e.context.is_empty() => {
+            let ctx = std::mem::take(&mut e.context);
+            nested(
+                &[(Vec::new(), EVENT), (Vec::new(), CONTEXT_ARRIVED)],
+                e.encode_to_vec(),
+                CONTEXT,
+                ctx,
+            )
+        }
+        Some(Frame::Call(crate::v1::LinkCall {
+            id,
+            call: Some(Call::ExportContext(mut r)),
+        })) if !r.context.is_empty() => {
+            let ctx = std::mem::take(&mut r.context);
+            let outer = crate::v1::LinkCall { id, call: None }.encode_to_vec();
+            nested(
+                &[(Vec::new(), CALL), (outer, EXPORT_CONTEXT)],
+                r.encode_to_vec(),
+                CONTEXT,
+                ctx,
+            )
+        }
+        other => Parts {
+            head: encode(&LinkFrame { frame: other }),
+            tail: Bytes::new(),
+        },
+    }
+}
+
+/// The length prefix and each level's other fields and key, outermost
+/// first, down to `inner` and the key of the `field` that `tail` closes.
+fn nested(levels: &[(Vec<u8>, u32)], inner: Vec<u8>, field: u32, tail: Bytes) -> Parts {
+    use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
+    // Inside out: the length of each level's body.
+    let mut lens = vec![0usize; levels.len() + 1];
+    lens[levels.len()] =
+        inner.len() + key_len(field) + encoded_len_varint(tail.len() as u64) + tail.len();
+    for (i, (other, tag)) in levels.iter().enumerate().rev() {
+        let body = lens[i + 1];
+        lens[i] = other.len() + key_len(*tag) + encoded_len_varint(body as u64) + body;
+    }
+    let mut head = Vec::with_capacity(PREFIX + lens[0] - tail.len());
+    head.extend_from_slice(&(lens[0] as u32).to_be_bytes());
+    for (i, (other, tag)) in levels.iter().enumerate() {
+        head.extend_from_slice(other);
+        encode_key(*tag, WireType::LengthDelimited, &mut head);
+        encode_varint(lens[i + 1] as u64, &mut head);
+    }
+    head.extend_from_slice(&inner);
+    encode_key(field, WireType::LengthDelimited, &mut head);
+    encode_varint(tail.len() as u64, &mut head);
+    Parts { head, tail }
+}
+
+/// Writes `parts` in as few system calls as the socket allows: one
+/// `writev` for both, so the reader wakes once for the frame.
+pub async fn write_parts<W>(wr: &mut W, parts: &Parts) -> std::io::Result<()>
+where
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::AsyncWriteExt;
+    let (mut head, mut tail) = (&parts.head[..], &parts.tail[..]);
+    while !head.is_empty() {
+        let n = wr
+            .write_vectored(&[std::io::IoSlice::new(head), std::io::IoSlice::new(tail)])
+            .await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        let from_head = n.min(head.len());
+        head = &head[from_head..];
+        tail = &tail[n - from_head..];
+    }
+    wr.write_all(tail).await
 }
 
 /// Spare room kept in a [`Decoder`]'s buffer for the next read: a 75 KB
@@ -182,6 +282,76 @@ mod tests {
         assert!(matches!(d.next_frame(), Err(LinkError::Malformed(_))));
     }
 
+    fn arrived(context: Vec<u8>, conns: u32) -> LinkFrame {
+        LinkFrame {
+            frame: Some(Frame::Event(pb::ServiceEvent {
+                event: Some(pb::service_event::Event::ContextArrived(
+                    pb::ContextArrived {
+                        migration_id: u64::MAX - 3,
+                        ue: "ue-10.77.1.2".into(),
+                        ue_address: "10.77.1.2".into(),
+                        context: context.into(),
+                        fpt: 0xE002,
+                        connections: (0..conns)
+                            .map(|i| pb::ArrivedConnection {
+                                connection_id: i,
+                                fd_token: u64::from(i) << 40,
+                            })
+                            .collect(),
+                        source_cell: 1,
+                    },
+                )),
+            })),
+        }
+    }
+
+    /// What a reader of `parts` gets.
+    fn joined(p: &Parts) -> LinkFrame {
+        let mut d = Decoder::new();
+        d.extend(&p.head);
+        d.extend(&p.tail);
+        let f = d.next_frame().unwrap().expect("one whole frame");
+        assert_eq!(d.wanted(), PREFIX, "nothing left over");
+        f
+    }
+
+    #[test]
+    fn parts_carry_the_context_outside_the_head() {
+        for f in [call(7, vec![3; 75_000]), arrived(vec![9; 75_000], 2)] {
+            let p = encode_parts(f.clone());
+            assert_eq!(p.tail.len(), 75_000);
+            assert!(p.head.len() < 200, "{}", p.head.len());
+            assert_eq!(joined(&p), f);
+            assert_eq!(p.head.len() + p.tail.len(), encode(&f).len());
+        }
+        // Frames without a context are encoded whole.
+        for f in [call(8, Vec::new()), arrived(Vec::new(), 1)] {
+            let p = encode_parts(f.clone());
+            assert!(p.tail.is_empty());
+            assert_eq!(p.head, encode(&f));
+        }
+    }
+
+    #[tokio::test]
+    async fn write_parts_writes_one_frame() {
+        let (mut a, mut b) = tokio::io::duplex(1 << 10);
+        let f = arrived(vec![5; 40_000], 1);
+        let p = encode_parts(f.clone());
+        let writer = tokio::spawn(async move { write_parts(&mut a, &p).await });
+        let mut d = Decoder::new();
+        loop {
+            if let Some(got) = d.next_frame().unwrap() {
+                assert_eq!(got, f);
+                break;
+            }
+            let n = tokio::io::AsyncReadExt::read_buf(&mut b, d.read_buf())
+                .await
+                .unwrap();
+            assert!(n > 0);
+        }
+        writer.await.unwrap().unwrap();
+    }
+
     proptest! {
         #[test]
         fn arbitrary_octets_never_panic(data in proptest::collection::vec(any::<u8>(), 0..512)) {
@@ -192,6 +362,18 @@ mod tests {
                     Ok(Some(_)) => {}
                     Ok(None) | Err(_) => break,
                 }
+            }
+        }
+
+        #[test]
+        fn parts_decode_to_the_frame(
+            id in 1u32..,
+            ctx in proptest::collection::vec(any::<u8>(), 0..20_000),
+            conns in 0u32..5,
+        ) {
+            for f in [call(id, ctx.clone()), arrived(ctx.clone(), conns)] {
+                let p = encode_parts(f.clone());
+                prop_assert_eq!(joined(&p), f);
             }
         }
 

@@ -91,13 +91,15 @@ impl Link {
         };
         let (tx, rx) = oneshot::channel();
         self.pending.lock().expect("not poisoned").insert(id, tx);
-        let frame = link::encode(&pb::LinkFrame {
+        // An exported context is written from the service's own buffer,
+        // not copied into the frame.
+        let parts = link::encode_parts(pb::LinkFrame {
             frame: Some(Frame::Call(pb::LinkCall {
                 id,
                 call: Some(call),
             })),
         });
-        let written = self.wr.lock().await.write_all(&frame).await;
+        let written = link::write_parts(&mut *self.wr.lock().await, &parts).await;
         if let Err(e) = written {
             self.pending.lock().expect("not poisoned").remove(&id);
             return Err(e.into());

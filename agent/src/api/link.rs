@@ -128,21 +128,26 @@ async fn write_loop(
     mut results: mpsc::UnboundedReceiver<Vec<u8>>,
 ) {
     loop {
-        let bytes = tokio::select! {
+        let parts = tokio::select! {
             biased;
             r = results.recv() => match r {
-                Some(b) => b,
+                Some(b) => link::Parts { head: b, tail: Default::default() },
                 None => return,
             },
+            // An arrived context is written from the CTD's memory, not
+            // copied into the frame.
             e = events.recv() => match e {
-                Some(ev) => link::encode(&pb::LinkFrame { frame: Some(Frame::Event(ev)) }),
+                Some(ev) => link::encode_parts(pb::LinkFrame { frame: Some(Frame::Event(ev)) }),
                 // The service was deregistered.
                 None => return,
             },
         };
-        if wr.write_all(&bytes).await.is_err() {
+        if link::write_parts(&mut wr, &parts).await.is_err() {
             return;
         }
-        tracing::trace!(octets = bytes.len(), "service link frame written");
+        tracing::trace!(
+            octets = parts.head.len() + parts.tail.len(),
+            "service link frame written"
+        );
     }
 }
