@@ -253,7 +253,7 @@ impl PeerLink {
     }
 
     async fn read(&self, mut rd: OwnedReadHalf, metrics: &Metrics) {
-        let mut buf = vec![0u8; 256 * 1024];
+        let mut buf = ReadBuf::default();
         loop {
             let next = self
                 .state
@@ -263,7 +263,7 @@ impl PeerLink {
                 .poll_timeout();
             let sleep = crate::timer(next);
             let n = tokio::select! {
-                r = rd.read(&mut buf) => match r {
+                r = rd.read_buf(buf.room()) => match r {
                     Ok(0) | Err(_) => return,
                     Ok(n) => Some(n),
                 },
@@ -273,8 +273,8 @@ impl PeerLink {
             let mut st = self.state.lock().expect("not poisoned");
             let now = Instant::now();
             match n {
-                Some(n) => {
-                    if let Err(e) = st.endpoint.handle_input(&buf[..n], now) {
+                Some(_) => {
+                    if let Err(e) = st.endpoint.handle_input_owned(buf.take(), now) {
                         tracing::warn!(peer = %self.mihf_id, error = %e, "CXTP framing lost");
                         metrics.dropped("cxtp", "framing");
                         return;
@@ -429,12 +429,12 @@ impl CxtpLinks {
             endpoint: Mutex::new(Endpoint::new(self.config)),
             tx,
         });
-        let mut buf = vec![0u8; 256 * 1024];
+        let mut buf = ReadBuf::default();
         loop {
             let next = conn.endpoint.lock().expect("not poisoned").poll_timeout();
             let sleep = crate::timer(next);
             let n = tokio::select! {
-                r = rd.read(&mut buf) => match r {
+                r = rd.read_buf(buf.room()) => match r {
                     Ok(0) | Err(_) => return,
                     Ok(n) => Some(n),
                 },
@@ -446,8 +446,8 @@ impl CxtpLinks {
                 let mut ep = conn.endpoint.lock().expect("not poisoned");
                 let now = Instant::now();
                 match n {
-                    Some(n) => {
-                        if let Err(e) = ep.handle_input(&buf[..n], now) {
+                    Some(_) => {
+                        if let Err(e) = ep.handle_input_owned(buf.take(), now) {
                             tracing::warn!(%peer, error = %e, "CXTP framing lost; disconnecting");
                             self.metrics.dropped("cxtp", "framing");
                             return;
@@ -493,5 +493,26 @@ impl CxtpLinks {
                 }
             }
         }
+    }
+}
+
+/// Where a CXTP connection is read into: each read's octets are split off
+/// and handed to the endpoint, which cuts messages (and contexts) out of
+/// them without copying (see `Endpoint::handle_input_owned`).
+#[derive(Debug, Default)]
+struct ReadBuf(bytes::BytesMut);
+
+impl ReadBuf {
+    /// Room for the next read: a 64 KiB CTD fits whole.
+    fn room(&mut self) -> &mut bytes::BytesMut {
+        if self.0.capacity() - self.0.len() < 64 << 10 {
+            self.0.reserve(256 << 10);
+        }
+        &mut self.0
+    }
+
+    /// The octets read so far.
+    fn take(&mut self) -> bytes::BytesMut {
+        self.0.split()
     }
 }

@@ -37,6 +37,21 @@ impl Framer {
         }
     }
 
+    /// Appends received octets without copying them where it can: taken
+    /// as the buffer when nothing is pending, joined in place when they
+    /// continue the pending octets in the same allocation (the usual case
+    /// when each read's octets are split off one read buffer).
+    pub fn push_owned(&mut self, chunk: BytesMut) {
+        if self.failed.is_some() {
+            return;
+        }
+        if self.buf.is_empty() {
+            self.buf = chunk;
+        } else {
+            self.buf.unsplit(chunk);
+        }
+    }
+
     /// Octets buffered that do not yet form a whole message.
     pub fn buffered(&self) -> usize {
         self.buf.len()
@@ -106,6 +121,32 @@ mod tests {
         assert_eq!(got.len(), 3);
         assert!(got.iter().all(|g| g[..] == ctc));
         assert_eq!(f.buffered(), 0);
+    }
+
+    #[test]
+    fn owned_chunks_are_cut_like_copied_ones() {
+        let ctc = [0x26, 0x80, 0x00, 0x08, 192, 0, 2, 1];
+        let mut read = BytesMut::new();
+        for _ in 0..3 {
+            read.extend_from_slice(&ctc);
+        }
+        let mut f = Framer::new();
+        let mut got = Vec::new();
+        // Splits at every offset: the pending part and the next chunk are
+        // neighbours in the read buffer, as when a socket is read into it.
+        for cut in [3, 8, 13, 24] {
+            let chunk = read.split_to(cut - (24 - read.len()));
+            f.push_owned(chunk);
+            while let Some(frame) = f.next_frame().expect("in sync") {
+                got.push(frame);
+            }
+        }
+        assert_eq!(got.len(), 3);
+        assert!(got.iter().all(|g| g[..] == ctc));
+        // A chunk from elsewhere is copied in.
+        f.push_owned(BytesMut::from(&ctc[..5]));
+        f.push_owned(BytesMut::from(&ctc[5..]));
+        assert_eq!(f.next_frame().expect("in sync").as_deref(), Some(&ctc[..]));
     }
 
     #[test]

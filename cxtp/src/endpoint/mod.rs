@@ -307,6 +307,21 @@ impl Endpoint {
             return Err(e.clone());
         }
         self.framer.push(data);
+        self.handle_frames(now)
+    }
+
+    /// [`Endpoint::handle_input`] for octets the caller owns: split off the
+    /// buffer a socket was read into, they become the messages' and the
+    /// contexts' memory without a copy.
+    pub fn handle_input_owned(&mut self, data: BytesMut, now: Instant) -> Result<(), FramingLost> {
+        if let Some(e) = &self.broken {
+            return Err(e.clone());
+        }
+        self.framer.push_owned(data);
+        self.handle_frames(now)
+    }
+
+    fn handle_frames(&mut self, now: Instant) -> Result<(), FramingLost> {
         loop {
             match self.framer.next_frame() {
                 Ok(Some(frame)) => {
