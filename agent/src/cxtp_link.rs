@@ -503,10 +503,13 @@ impl CxtpLinks {
 struct ReadBuf(bytes::BytesMut);
 
 impl ReadBuf {
-    /// Room for the next read: a 64 KiB CTD fits whole.
+    /// Room for the next read: a whole CTD (at most 64 KiB, its Length
+    /// is 16 bits) always fits, so none is read into a buffer that must
+    /// grow halfway. The same policy as the service link's decoder.
     fn room(&mut self) -> &mut bytes::BytesMut {
-        if self.0.capacity() - self.0.len() < 64 << 10 {
-            self.0.reserve(256 << 10);
+        use edgemob_paas_api::link::READ_ROOM;
+        if self.0.capacity() - self.0.len() < READ_ROOM / 4 {
+            self.0.reserve(READ_ROOM);
         }
         &mut self.0
     }

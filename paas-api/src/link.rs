@@ -168,8 +168,11 @@ impl Decoder {
         self.buf.extend_from_slice(data);
     }
 
-    /// The buffer to read the socket into (with `read_buf`), with room for
-    /// the rest of the frame being read or [`READ_ROOM`], whichever is more.
+    /// The buffer to read the socket into (with `read_buf`). It keeps free
+    /// room for the rest of the frame being read, and at least a quarter of
+    /// [`READ_ROOM`]; when it has less, it grows by that or [`READ_ROOM`],
+    /// whichever is more, so a frame is not read into a buffer that must
+    /// grow (and copy) halfway.
     pub fn read_buf(&mut self) -> &mut BytesMut {
         let room = self.wanted().max(READ_ROOM / 4);
         if self.buf.capacity() - self.buf.len() < room {
