@@ -445,6 +445,7 @@ async fn one_run(
     let fail = |why: String| DemoError::Run { run: run + 1, why };
     let file = work.join(format!("download-{run}.bin"));
     let _ = std::fs::remove_file(&file);
+    let steal_from = crate::steal::host_steal();
     let offset = match fire {
         Fire::AtOffset(o) => o,
         Fire::Simulated { at, lead } => {
@@ -543,6 +544,7 @@ async fn one_run(
         }
         s
     };
+    let host_steal_ms = crate::steal::steal_ms_since(steal_from);
     let sha_ok = status.success() && sha256_file(&file)? == expected;
     let downloaded = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
     let _ = std::fs::remove_file(&file);
@@ -603,6 +605,7 @@ async fn one_run(
         download_bytes: downloaded,
         trigger_offset_bytes: offset,
         migration_id: rec.migration_id,
+        host_steal_ms,
     })
 }
 

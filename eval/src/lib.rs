@@ -35,3 +35,4 @@ pub mod demo;
 pub mod ns3;
 pub mod roam;
 pub mod scale;
+pub mod steal;

@@ -29,6 +29,8 @@
 //!   window of the same length ending [`BASELINE_GUARD_MS`] before the
 //!   trigger, in the same download, where no migration runs: the gaps the
 //!   host's scheduling and the server's pacing cause by themselves.
+//! * `host_steal_ms` sums each run's host steal ([`crate::steal`]) and
+//!   lists it for the runs of the five slowest migrations.
 //! * `bytes_verified` is true only if there is at least one run and every
 //!   run's sha256 matched; `rst_seen` is the total over all runs.
 //!
@@ -133,6 +135,10 @@ pub struct RunRecord {
     /// How far the download was when the handover fired.
     pub trigger_offset_bytes: u64,
     pub migration_id: u64,
+    /// Host steal ([`crate::steal`]) from the start of this run's download
+    /// to its end, ms (10 ms resolution; 0 on bare metal).
+    #[serde(default)]
+    pub host_steal_ms: f64,
 }
 
 impl RunRecord {
@@ -256,6 +262,46 @@ impl ByteStats {
     }
 }
 
+/// Host steal over a demo's runs, in ms.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct StealStats {
+    /// Over all runs.
+    pub total: f64,
+    /// Runs that saw any.
+    pub runs: usize,
+    /// During the runs of the five slowest migrations (by total time,
+    /// completed runs), slowest first: whether the tail was the host's.
+    pub slowest_runs: Vec<RunSteal>,
+}
+
+/// One run's steal, for [`StealStats::slowest_runs`].
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct RunSteal {
+    pub run: usize,
+    pub total_ms: f64,
+    pub steal_ms: f64,
+}
+
+impl StealStats {
+    pub fn of(runs: &[RunRecord]) -> StealStats {
+        let mut slow: Vec<&RunRecord> = runs.iter().filter(|r| r.completed()).collect();
+        slow.sort_by(|a, b| b.phases.total_ms.total_cmp(&a.phases.total_ms));
+        StealStats {
+            total: runs.iter().map(|r| r.host_steal_ms).sum(),
+            runs: runs.iter().filter(|r| r.host_steal_ms > 0.0).count(),
+            slowest_runs: slow
+                .iter()
+                .take(5)
+                .map(|r| RunSteal {
+                    run: r.run,
+                    total_ms: r.phases.total_ms,
+                    steal_ms: r.host_steal_ms,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Client-observed stall, in ms.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct StallStats {
@@ -350,6 +396,10 @@ pub struct DemoReport {
     /// The same measure in migration-free windows of the same downloads.
     #[serde(default)]
     pub client_stall_baseline_ms: StallStats,
+    /// Host steal during the runs: how much of the host's CPU this machine
+    /// wanted and did not get, and in which runs.
+    #[serde(default)]
+    pub host_steal_ms: StealStats,
     /// Number of runs per outcome.
     pub outcomes: BTreeMap<String, usize>,
     /// Benchmark targets, in a fixed order.
@@ -423,6 +473,7 @@ impl DemoReport {
             app_context_bytes: ByteStats::of(&app_context),
             client_stall_ms,
             client_stall_baseline_ms,
+            host_steal_ms: StealStats::of(runs),
             outcomes,
             targets,
             targets_met,
@@ -556,7 +607,7 @@ fn csv_line(fields: &[String]) -> String {
 }
 
 /// Column names of `runs.csv`, in order.
-pub const RUNS_CSV_HEADER: [&str; 18] = [
+pub const RUNS_CSV_HEADER: [&str; 19] = [
     "run",
     "ok",
     "sha256_ok",
@@ -575,6 +626,7 @@ pub const RUNS_CSV_HEADER: [&str; 18] = [
     "trigger_offset_bytes",
     "migration_id",
     "baseline_stall_ms",
+    "host_steal_ms",
 ];
 
 /// The five Table I phases, ms, in column order.
@@ -611,6 +663,7 @@ pub fn runs_csv(runs: &[RunRecord]) -> String {
             r.trigger_offset_bytes.to_string(),
             r.migration_id.to_string(),
             r.baseline_stall_ms.to_string(),
+            r.host_steal_ms.to_string(),
         ]);
         out.push_str(&csv_line(&row));
     }
@@ -765,6 +818,7 @@ pub mod synthetic {
                     download_bytes: 50_000_000,
                     trigger_offset_bytes: 10_000_000 + i as u64 * 1000,
                     migration_id: 1000 + i as u64,
+                    host_steal_ms: if i % 4 == 0 { 10.0 } else { 0.0 },
                 }
             })
             .collect()
@@ -855,6 +909,40 @@ mod tests {
         assert_eq!(v["rst_seen"], 0);
         let back: DemoReport = serde_json::from_value(v).unwrap();
         assert_eq!(back, report);
+    }
+
+    #[test]
+    fn host_steal_is_summed_and_shown_for_the_slowest_runs() {
+        let mut runs = synthetic::runs(20);
+        runs[7].phases.total_ms = 9.0;
+        runs[7].host_steal_ms = 40.0;
+        runs[3].phases.total_ms = 5.0;
+        runs[3].host_steal_ms = 0.0;
+        // A rolled-back run is not among the slowest migrations.
+        runs[11].phases.total_ms = 50.0;
+        runs[11].outcome = "rolled back".into();
+        let s = DemoReport::from_runs(&runs).host_steal_ms;
+        let sum: f64 = runs.iter().map(|r| r.host_steal_ms).sum();
+        assert_eq!(s.total, sum);
+        assert_eq!(
+            s.runs,
+            runs.iter().filter(|r| r.host_steal_ms > 0.0).count()
+        );
+        assert_eq!(s.slowest_runs.len(), 5);
+        assert_eq!(
+            (s.slowest_runs[0].run, s.slowest_runs[0].steal_ms),
+            (7, 40.0)
+        );
+        assert_eq!(
+            (s.slowest_runs[1].run, s.slowest_runs[1].steal_ms),
+            (3, 0.0)
+        );
+        assert!(s.slowest_runs.iter().all(|r| r.run != 11));
+        assert!(
+            s.slowest_runs
+                .windows(2)
+                .all(|w| w[0].total_ms >= w[1].total_ms)
+        );
     }
 
     #[test]

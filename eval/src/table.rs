@@ -169,6 +169,23 @@ pub fn table_one(report: &DemoReport) -> String {
             ms(bl.max, true)
         );
     }
+    let hs = &r.host_steal_ms;
+    if hs.runs > 0 {
+        let slowest: Vec<String> = hs
+            .slowest_runs
+            .iter()
+            .map(|s| format!("run {} {:.2} ms: {:.0}", s.run, s.total_ms, s.steal_ms))
+            .collect();
+        let _ = writeln!(
+            out,
+            "host steal (CPU the hypervisor gave elsewhere), ms: {:.0} in {} of {} runs; \
+             in the slowest migrations' runs: {}",
+            hs.total,
+            hs.runs,
+            r.runs,
+            slowest.join(", ")
+        );
+    }
     let _ = writeln!(out, "RST segments seen by the UE: {}", r.rst_seen);
     let _ = writeln!(
         out,
@@ -277,6 +294,24 @@ mod tests {
         assert!(t.contains("verdict: 5 of 5 targets met\n"));
         assert!(t.contains("faster"));
         assert!(t.is_ascii());
+    }
+
+    #[test]
+    fn host_steal_line_only_when_the_host_took_some() {
+        let mut runs = synthetic::runs(10);
+        for r in &mut runs {
+            r.host_steal_ms = 0.0;
+        }
+        assert!(!table_one(&DemoReport::from_runs(&runs)).contains("host steal"));
+        runs[2].phases.total_ms = 7.5;
+        runs[2].host_steal_ms = 30.0;
+        let t = table_one(&DemoReport::from_runs(&runs));
+        let line = t
+            .lines()
+            .find(|l| l.starts_with("host steal"))
+            .expect("a steal line");
+        assert!(line.contains(": 30 in 1 of 10 runs"), "{line}");
+        assert!(line.contains("run 2 7.50 ms: 30"), "{line}");
     }
 
     #[test]
