@@ -174,15 +174,16 @@ pub fn table_one(report: &DemoReport) -> String {
         let slowest: Vec<String> = hs
             .slowest_runs
             .iter()
-            .map(|s| format!("run {} {:.2} ms: {:.0}", s.run, s.total_ms, s.steal_ms))
+            .map(|s| format!("run {} ({:.2} ms) {:.0}", s.run, s.total_ms, s.steal_ms))
             .collect();
         let _ = writeln!(
             out,
-            "host steal (CPU the hypervisor gave elsewhere), ms: {:.0} in {} of {} runs; \
-             in the slowest migrations' runs: {}",
-            hs.total,
-            hs.runs,
-            r.runs,
+            "host steal (CPU the hypervisor gave elsewhere): {:.0} ms, in {} of {} runs",
+            hs.total, hs.runs, r.runs
+        );
+        let _ = writeln!(
+            out,
+            "  in the runs of the slowest migrations, ms: {}",
             slowest.join(", ")
         );
     }
@@ -310,8 +311,12 @@ mod tests {
             .lines()
             .find(|l| l.starts_with("host steal"))
             .expect("a steal line");
-        assert!(line.contains(": 30 in 1 of 10 runs"), "{line}");
-        assert!(line.contains("run 2 7.50 ms: 30"), "{line}");
+        assert!(line.ends_with(": 30 ms, in 1 of 10 runs"), "{line}");
+        let runs = t
+            .lines()
+            .find(|l| l.starts_with("  in the runs of the slowest"))
+            .expect("the slowest runs' steal");
+        assert!(runs.contains("ms: run 2 (7.50 ms) 30, "), "{runs}");
     }
 
     #[test]
