@@ -278,7 +278,8 @@ pub async fn run_demo(a: DemoArgs) -> Result<bool, String> {
         opts.context_bytes as f64 / 1e3
     );
     let out = crate::demo::run(&opts).await.map_err(|e| e.to_string())?;
-    let report = DemoReport::from_runs(&out.runs);
+    let mut report = DemoReport::from_runs(&out.runs);
+    report.damon_pageout = crate::reclaim::damon_pageout();
     let files = write_demo_outputs(&report, &out.runs, &opts.out)?;
     println!("\n{}", table::table_one(&report));
     for f in files {

@@ -24,6 +24,7 @@
 //! figures are not, and the tables print `n/a` for them.
 
 pub mod plot;
+pub mod reclaim;
 pub mod report;
 pub mod stats;
 pub mod table;

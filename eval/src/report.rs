@@ -400,6 +400,10 @@ pub struct DemoReport {
     /// wanted and did not get, and in which runs.
     #[serde(default)]
     pub host_steal_ms: StealStats,
+    /// The guest's DAMON pageout schemes that were running ([`crate::reclaim`]);
+    /// set by the demo, empty from [`DemoReport::from_runs`].
+    #[serde(default)]
+    pub damon_pageout: Vec<crate::reclaim::DamonPageout>,
     /// Number of runs per outcome.
     pub outcomes: BTreeMap<String, usize>,
     /// Benchmark targets, in a fixed order.
@@ -474,6 +478,7 @@ impl DemoReport {
             client_stall_ms,
             client_stall_baseline_ms,
             host_steal_ms: StealStats::of(runs),
+            damon_pageout: Vec::new(),
             outcomes,
             targets,
             targets_met,

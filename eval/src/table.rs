@@ -187,6 +187,18 @@ pub fn table_one(report: &DemoReport) -> String {
             slowest.join(", ")
         );
     }
+    for d in &r.damon_pageout {
+        let quota = match d.quota_ms {
+            0 => "no CPU quota".to_string(),
+            ms => format!("up to {ms} ms of CPU per {} ms", d.reset_interval_ms),
+        };
+        let _ = writeln!(
+            out,
+            "guest memory reclaim: DAMON pageout running (kdamond.{}, {quota}); \
+             a thread woken on its CPU can wait out its slice (eval/README)",
+            d.kdamond
+        );
+    }
     let _ = writeln!(out, "RST segments seen by the UE: {}", r.rst_seen);
     let _ = writeln!(
         out,
@@ -317,6 +329,26 @@ mod tests {
             .find(|l| l.starts_with("  in the runs of the slowest"))
             .expect("the slowest runs' steal");
         assert!(runs.contains("ms: run 2 (7.50 ms) 30, "), "{runs}");
+    }
+
+    #[test]
+    fn a_running_pageout_scheme_is_stated() {
+        let mut r = DemoReport::from_runs(&synthetic::runs(10));
+        assert!(!table_one(&r).contains("DAMON"));
+        r.damon_pageout = vec![crate::reclaim::DamonPageout {
+            kdamond: 0,
+            quota_ms: 50,
+            reset_interval_ms: 1000,
+        }];
+        let t = table_one(&r);
+        let line = t
+            .lines()
+            .find(|l| l.contains("DAMON"))
+            .expect("a reclaim line");
+        assert!(
+            line.contains("kdamond.0, up to 50 ms of CPU per 1000 ms"),
+            "{line}"
+        );
     }
 
     #[test]
