@@ -505,12 +505,9 @@ struct ReadBuf(bytes::BytesMut);
 impl ReadBuf {
     /// Room for the next read: a whole CTD (at most 64 KiB, its Length
     /// is 16 bits) always fits, so none is read into a buffer that must
-    /// grow halfway. The same policy as the service link's decoder.
+    /// grow halfway.
     fn room(&mut self) -> &mut bytes::BytesMut {
-        use edgemob_paas_api::link::READ_ROOM;
-        if self.0.capacity() - self.0.len() < READ_ROOM / 4 {
-            self.0.reserve(READ_ROOM);
-        }
+        edgemob_paas_api::link::make_room(&mut self.0, 0);
         &mut self.0
     }
 

@@ -147,6 +147,19 @@ where
 /// context arrives in one allocation, without growing the buffer halfway.
 pub const READ_ROOM: usize = 256 << 10;
 
+/// Readies `buf` for the next socket read: it keeps free room for the
+/// `wanted` octets still expected, and at least a quarter of
+/// [`READ_ROOM`]; when it has less, it grows by that or [`READ_ROOM`],
+/// whichever is more, so a message is not read into a buffer that must grow
+/// (and copy) halfway. The service link's decoder and the agent's CXTP
+/// readers share this policy.
+pub fn make_room(buf: &mut BytesMut, wanted: usize) {
+    let room = wanted.max(READ_ROOM / 4);
+    if buf.capacity() - buf.len() < room {
+        buf.reserve(room.max(READ_ROOM));
+    }
+}
+
 /// Reassembles frames from what was read, however it was split.
 ///
 /// Frames are cut out of the buffer the socket was read into and decoded
@@ -168,16 +181,11 @@ impl Decoder {
         self.buf.extend_from_slice(data);
     }
 
-    /// The buffer to read the socket into (with `read_buf`). It keeps free
-    /// room for the rest of the frame being read, and at least a quarter of
-    /// [`READ_ROOM`]; when it has less, it grows by that or [`READ_ROOM`],
-    /// whichever is more, so a frame is not read into a buffer that must
-    /// grow (and copy) halfway.
+    /// The buffer to read the socket into (with `read_buf`), with room for
+    /// the rest of the frame being read (see [`make_room`]).
     pub fn read_buf(&mut self) -> &mut BytesMut {
-        let room = self.wanted().max(READ_ROOM / 4);
-        if self.buf.capacity() - self.buf.len() < room {
-            self.buf.reserve(room.max(READ_ROOM));
-        }
+        let wanted = self.wanted();
+        make_room(&mut self.buf, wanted);
         &mut self.buf
     }
 
