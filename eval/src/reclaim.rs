@@ -30,24 +30,19 @@ pub fn damon_pageout() -> Vec<DamonPageout> {
 }
 
 fn pageout_under(root: &Path) -> Vec<DamonPageout> {
-    let read = |p: &Path| std::fs::read_to_string(p).map(|s| s.trim().to_owned());
-    let num = |p: &Path| {
-        read(p)
-            .ok()
-            .and_then(|s| s.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
+    let read = |p: &Path| Some(std::fs::read_to_string(p).ok()?.trim().to_owned());
+    let num = |p: &Path| read(p).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
     let mut out = Vec::new();
     for kdamond in numbered(root) {
         let dir = root.join(kdamond.to_string());
-        if read(&dir.join("state")).ok().as_deref() != Some("on") {
+        if read(&dir.join("state")).as_deref() != Some("on") {
             continue;
         }
         for ctx in numbered(&dir.join("contexts")) {
             let schemes = dir.join(format!("contexts/{ctx}/schemes"));
             for scheme in numbered(&schemes) {
                 let s = schemes.join(scheme.to_string());
-                if read(&s.join("action")).ok().as_deref() == Some("pageout") {
+                if read(&s.join("action")).as_deref() == Some("pageout") {
                     out.push(DamonPageout {
                         kdamond,
                         quota_ms: num(&s.join("quotas/ms")),
