@@ -124,6 +124,22 @@ fn demo_reports_byte_exact_rst_free_runs_and_cleans_up() {
     assert!(report["client_stall_ms"]["max"].as_f64().unwrap() > 0.0);
     // The control: the same measure where no migration runs.
     assert!(report["client_stall_baseline_ms"]["n"].is_u64(), "{report}");
+    // What else had the CPUs, read in every run where the kernel keeps
+    // per-task scheduler statistics, and the tail runs listed with it.
+    if std::path::Path::new("/proc/self/schedstat").exists() {
+        assert_eq!(report["edgemob_waited_ms"]["n"], 3, "{report}");
+        assert_eq!(report["edgemob_ran_ms"]["n"], 3, "{report}");
+        assert!(
+            report["edgemob_ran_ms"]["max"].as_f64().unwrap() > 0.0,
+            "{report}"
+        );
+        assert!(
+            text.contains("edgemob's threads in each handover's window"),
+            "{text}"
+        );
+    }
+    let tail = report["tail_runs"].as_array().unwrap();
+    assert!((1..=3).contains(&tail.len()), "{report}");
 
     let csv = std::fs::read_to_string(out.join("runs.csv")).unwrap();
     assert_eq!(csv.lines().count(), 4, "header and three runs:\n{csv}");

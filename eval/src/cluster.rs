@@ -426,6 +426,14 @@ impl Cluster {
             .users)
     }
 
+    /// The process ids of the running agents and services, every eNBC.
+    pub fn pids(&self) -> Vec<u32> {
+        let agents = self.agents.iter().flatten().map(Child::id);
+        agents
+            .chain(self.services.iter().map(|(_, c)| c.id()))
+            .collect()
+    }
+
     pub fn kill_agent(&mut self, i: usize) {
         self.clients.lock().expect("not poisoned").remove(&i);
         if let Some(mut c) = self.agents.get_mut(i).and_then(Option::take) {

@@ -498,19 +498,25 @@ async fn one_run(
         .map_err(ClusterError::from)?;
 
     let deadline = Instant::now() + Duration::from_secs(max_secs);
-    let (fired, rec) = match fire {
+    // What else held the CPUs: counters read just before the handover and
+    // once its stall window has closed (crate::contention).
+    let (pids, reclaim) = (cluster.pids(), crate::reclaim::kdamond_pids());
+    let (fired, before, rec) = match fire {
         Fire::AtOffset(_) => {
-            fire_at_offset(
-                cluster, &mut child, &file, offset, deadline, &ue, from, to, &fail,
-            )
-            .await?
+            wait_for_offset(&mut child, &file, offset, deadline, &fail).await?;
+            let before = crate::contention::snapshot(&pids, &reclaim);
+            let fired = SystemTime::now();
+            (fired, before, cluster.handover(&ue, from, to).await?)
         }
         Fire::Simulated { at, .. } => {
             let since = SystemTime::now();
+            let early = at.checked_sub(Duration::from_millis(1)).unwrap_or(at);
+            tokio::time::sleep_until(early.into()).await;
+            let before = crate::contention::snapshot(&pids, &reclaim);
             let rec = simulated_migration(cluster, &ue, from, since, at, &fail).await?;
             // The simulated ACK's wall-clock moment.
             let ago = Instant::now().saturating_duration_since(at);
-            (SystemTime::now() - ago, rec)
+            (SystemTime::now() - ago, before, rec)
         }
     };
     let returned = SystemTime::now();
@@ -523,6 +529,15 @@ async fn one_run(
         cluster.complete(&ue, to).await?;
         told = SystemTime::now();
     }
+    let started =
+        UNIX_EPOCH + Duration::from_nanos(u64::try_from(rec.started_unix_ns).unwrap_or(0));
+    let total = Duration::from_nanos(rec.phases.unwrap_or_default().total_ns);
+    // The handover's stall window closes this long after the migration.
+    let window_end = started + total + Duration::from_millis(report::STALL_SETTLE_MS);
+    if let Ok(left) = window_end.duration_since(SystemTime::now()) {
+        tokio::time::sleep(left).await;
+    }
+    let contention = before.until(&crate::contention::snapshot(&pids, &reclaim));
 
     // Let the download finish.
     let status = loop {
@@ -561,11 +576,8 @@ async fn one_run(
     }
     .map_err(ClusterError::from)?;
     let stats = edgemob_testbed::pcap::analyze(&segments, ue_ip);
-    let started =
-        UNIX_EPOCH + Duration::from_nanos(u64::try_from(rec.started_unix_ns).unwrap_or(0));
-    let total = Duration::from_nanos(rec.phases.unwrap_or_default().total_ns);
     let from = started.min(fired);
-    let to = started + total + Duration::from_millis(report::STALL_SETTLE_MS);
+    let to = window_end;
     let stall = stall_around(&segments, ue_ip, from, to);
     let baseline = baseline_stall(&segments, ue_ip, from, to);
     if timeline.is_some_and(|min| stall.as_secs_f64() * 1e3 >= min || stats.rst > 0) {
@@ -606,27 +618,24 @@ async fn one_run(
         trigger_offset_bytes: offset,
         migration_id: rec.migration_id,
         host_steal_ms,
+        edgemob_ran_ms: contention.edgemob_ran_ms,
+        edgemob_waited_ms: contention.edgemob_waited_ms,
+        reclaim_ran_ms: contention.reclaim_ran_ms,
     })
 }
 
-/// Waits until the client holds `offset` octets, then fires the X2
-/// Handover Request ACK at eNBC `from` and waits for the migration.
-#[allow(clippy::too_many_arguments)]
-async fn fire_at_offset(
-    cluster: &Cluster,
+/// Waits until the client holds `offset` octets: the handover point.
+async fn wait_for_offset(
     child: &mut std::process::Child,
     file: &Path,
     offset: u64,
     deadline: Instant,
-    ue: &str,
-    from: usize,
-    to: usize,
     fail: &dyn Fn(String) -> DemoError,
-) -> Result<(SystemTime, pb::MigrationRecord), DemoError> {
+) -> Result<(), DemoError> {
     loop {
         let got = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
         if got >= offset {
-            break;
+            return Ok(());
         }
         if let Ok(Some(status)) = child.try_wait() {
             return Err(fail(format!(
@@ -639,8 +648,6 @@ async fn fire_at_offset(
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    let fired = SystemTime::now();
-    Ok((fired, cluster.handover(ue, from, to).await?))
 }
 
 /// Waits for the migration of `ue` out of eNBC `from` that the simulator

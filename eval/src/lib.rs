@@ -32,6 +32,7 @@ pub mod table;
 // ---- experiment runners (network namespaces, agents, services, curl) ----
 pub mod cli;
 pub mod cluster;
+pub mod contention;
 pub mod demo;
 pub mod ns3;
 pub mod roam;

@@ -55,6 +55,22 @@ fn pageout_under(root: &Path) -> Vec<DamonPageout> {
     out
 }
 
+/// The process ids of the running kdamond threads, from DAMON's sysfs
+/// (`kdamonds/N/pid`, `-1` when stopped); empty without DAMON.
+pub fn kdamond_pids() -> Vec<u32> {
+    pids_under(Path::new(DAMON_SYSFS))
+}
+
+fn pids_under(root: &Path) -> Vec<u32> {
+    numbered(root)
+        .into_iter()
+        .filter_map(|k| {
+            let s = std::fs::read_to_string(root.join(format!("{k}/pid"))).ok()?;
+            s.trim().parse().ok()
+        })
+        .collect()
+}
+
 /// The numbered entries of a DAMON sysfs directory, in order.
 fn numbered(dir: &Path) -> Vec<usize> {
     let mut n: Vec<usize> = std::fs::read_dir(dir)
@@ -114,5 +130,16 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         assert!(pageout_under(&t.path().join("absent")).is_empty());
         assert!(pageout_under(t.path()).is_empty());
+        assert!(pids_under(&t.path().join("absent")).is_empty());
+    }
+
+    #[test]
+    fn the_pids_of_running_kdamonds_only() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        write(r, "0/pid", "21540");
+        write(r, "1/pid", "-1");
+        write(r, "2/pid", "77");
+        assert_eq!(pids_under(r), vec![21540, 77]);
     }
 }

@@ -29,8 +29,16 @@
 //!   window of the same length ending [`BASELINE_GUARD_MS`] before the
 //!   trigger, in the same download, where no migration runs: the gaps the
 //!   host's scheduling and the server's pacing cause by themselves.
-//! * `host_steal_ms` sums each run's host steal ([`crate::steal`]) and
-//!   lists it for the runs of the five slowest migrations.
+//! * `host_steal_ms` sums each run's host steal ([`crate::steal`]).
+//! * `edgemob_ran_ms` and `edgemob_waited_ms` summarize, over the runs where
+//!   the kernel keeps per-task scheduler statistics, how long edgemob's
+//!   threads ran and how long they waited for a CPU in each handover's
+//!   window (the stall window, from just before the
+//!   trigger); `reclaim_windows` counts the windows in which the guest's
+//!   reclaim threads ran ([`crate::contention`]).
+//! * `tail_runs` lists the runs of the [`TAIL_RUNS`] slowest completed
+//!   migrations and of the [`TAIL_RUNS`] largest stalls with those figures
+//!   and the host steal: whether a tail was edgemob's own.
 //! * `bytes_verified` is true only if there is at least one run and every
 //!   run's sha256 matched; `rst_seen` is the total over all runs.
 //!
@@ -139,6 +147,22 @@ pub struct RunRecord {
     /// to its end, ms (10 ms resolution; 0 on bare metal).
     #[serde(default)]
     pub host_steal_ms: f64,
+    /// edgemob's threads (agents, services) on a CPU from just before the
+    /// trigger to the end of the stall window, summed over threads, ms
+    /// ([`crate::contention`]; NaN where unknown).
+    #[serde(default = "unknown")]
+    pub edgemob_ran_ms: f64,
+    /// The same threads runnable and waiting for a CPU in that window.
+    #[serde(default = "unknown")]
+    pub edgemob_waited_ms: f64,
+    /// The guest's reclaim threads (`kdamond`) on a CPU in that window, ms
+    /// (0 without DAMON, NaN where unknown).
+    #[serde(default = "unknown")]
+    pub reclaim_ran_ms: f64,
+}
+
+fn unknown() -> f64 {
+    f64::NAN
 }
 
 impl RunRecord {
@@ -269,42 +293,73 @@ pub struct StealStats {
     pub total: f64,
     /// Runs that saw any.
     pub runs: usize,
-    /// During the runs of the five slowest migrations (by total time,
-    /// completed runs), slowest first: whether the tail was the host's.
-    pub slowest_runs: Vec<RunSteal>,
-}
-
-/// One run's steal, for [`StealStats::slowest_runs`].
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-pub struct RunSteal {
-    pub run: usize,
-    pub total_ms: f64,
-    pub steal_ms: f64,
 }
 
 impl StealStats {
     pub fn of(runs: &[RunRecord]) -> StealStats {
-        let mut slow: Vec<&RunRecord> = runs.iter().filter(|r| r.completed()).collect();
-        slow.sort_by(|a, b| b.phases.total_ms.total_cmp(&a.phases.total_ms));
         StealStats {
             total: runs.iter().map(|r| r.host_steal_ms).sum(),
             runs: runs.iter().filter(|r| r.host_steal_ms > 0.0).count(),
-            slowest_runs: slow
-                .iter()
-                .take(5)
-                .map(|r| RunSteal {
-                    run: r.run,
-                    total_ms: r.phases.total_ms,
-                    steal_ms: r.host_steal_ms,
-                })
-                .collect(),
         }
     }
 }
 
-/// Client-observed stall, in ms.
+/// A run in a demo's tail, and what else held the CPUs then.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-pub struct StallStats {
+pub struct TailRun {
+    pub run: usize,
+    /// Total migration time; `None` when the migration did not complete.
+    pub total_ms: Option<f64>,
+    pub client_stall_ms: Option<f64>,
+    /// edgemob's threads on a CPU in the handover's window
+    /// ([`crate::contention`]); `None` where unknown.
+    pub edgemob_ran_ms: Option<f64>,
+    /// The same threads runnable and waiting for a CPU.
+    pub edgemob_waited_ms: Option<f64>,
+    /// The guest's reclaim threads on a CPU in that window.
+    pub reclaim_ran_ms: Option<f64>,
+    /// Host steal over the run's whole download.
+    pub host_steal_ms: f64,
+}
+
+/// How many of the slowest migrations, and of the largest stalls, make up
+/// [`DemoReport::tail_runs`].
+pub const TAIL_RUNS: usize = 5;
+
+impl TailRun {
+    /// The runs of the [`TAIL_RUNS`] slowest completed migrations and of
+    /// the [`TAIL_RUNS`] largest stalls, in run order.
+    pub fn of(runs: &[RunRecord]) -> Vec<TailRun> {
+        let mut slow: Vec<&RunRecord> = runs.iter().filter(|r| r.completed()).collect();
+        slow.sort_by(|a, b| b.phases.total_ms.total_cmp(&a.phases.total_ms));
+        let mut stalled: Vec<&RunRecord> = runs
+            .iter()
+            .filter(|r| r.client_stall_ms.is_finite())
+            .collect();
+        stalled.sort_by(|a, b| b.client_stall_ms.total_cmp(&a.client_stall_ms));
+        let mut tail: Vec<&RunRecord> = slow.into_iter().take(TAIL_RUNS).collect();
+        tail.extend(stalled.into_iter().take(TAIL_RUNS));
+        tail.sort_by_key(|r| r.run);
+        tail.dedup_by_key(|r| r.run);
+        let known = |v: f64| v.is_finite().then_some(v);
+        tail.into_iter()
+            .map(|r| TailRun {
+                run: r.run,
+                total_ms: r.completed().then_some(r.phases.total_ms),
+                client_stall_ms: known(r.client_stall_ms),
+                edgemob_ran_ms: known(r.edgemob_ran_ms),
+                edgemob_waited_ms: known(r.edgemob_waited_ms),
+                reclaim_ran_ms: known(r.reclaim_ran_ms),
+                host_steal_ms: r.host_steal_ms,
+            })
+            .collect()
+    }
+}
+
+/// A per-run figure over a demo's runs, in ms: the client's stall, the
+/// CPU wait of edgemob's threads.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct PerRunMs {
     pub p50: f64,
     pub max: f64,
     pub p99: f64,
@@ -312,11 +367,11 @@ pub struct StallStats {
     pub n: usize,
 }
 
-impl StallStats {
-    /// Summarizes per-run stalls (non-finite values are left out).
-    pub fn of(ms: &[f64]) -> StallStats {
+impl PerRunMs {
+    /// Summarizes per-run values (non-finite values are left out).
+    pub fn of(ms: &[f64]) -> PerRunMs {
         let s = Summary::of(ms);
-        StallStats {
+        PerRunMs {
             p50: s.p50,
             max: s.max,
             p99: s.p99,
@@ -392,14 +447,28 @@ pub struct DemoReport {
     /// App context part of it, completed runs.
     pub app_context_bytes: ByteStats,
     /// Client-observed stall over all runs.
-    pub client_stall_ms: StallStats,
+    pub client_stall_ms: PerRunMs,
     /// The same measure in migration-free windows of the same downloads.
     #[serde(default)]
-    pub client_stall_baseline_ms: StallStats,
+    pub client_stall_baseline_ms: PerRunMs,
     /// Host steal during the runs: how much of the host's CPU this machine
     /// wanted and did not get, and in which runs.
     #[serde(default)]
     pub host_steal_ms: StealStats,
+    /// edgemob's threads' CPU time per handover window, over the runs
+    /// where it is known.
+    #[serde(default)]
+    pub edgemob_ran_ms: PerRunMs,
+    /// Their wait for a CPU, likewise.
+    #[serde(default)]
+    pub edgemob_waited_ms: PerRunMs,
+    /// Handover windows in which the guest's reclaim threads ran.
+    #[serde(default)]
+    pub reclaim_windows: usize,
+    /// The runs of the slowest migrations and of the largest stalls, with
+    /// what else held the CPUs then.
+    #[serde(default)]
+    pub tail_runs: Vec<TailRun>,
     /// The guest's DAMON pageout schemes that were running ([`crate::reclaim`]);
     /// set by the demo, empty from [`DemoReport::from_runs`].
     #[serde(default)]
@@ -423,9 +492,9 @@ impl DemoReport {
         let context: Vec<u64> = completed.iter().map(|r| r.context_bytes).collect();
         let app_context: Vec<u64> = completed.iter().map(|r| r.app_context_bytes).collect();
         let stalls: Vec<f64> = runs.iter().map(|r| r.client_stall_ms).collect();
-        let client_stall_ms = StallStats::of(&stalls);
+        let client_stall_ms = PerRunMs::of(&stalls);
         let baselines: Vec<f64> = runs.iter().map(|r| r.baseline_stall_ms).collect();
-        let client_stall_baseline_ms = StallStats::of(&baselines);
+        let client_stall_baseline_ms = PerRunMs::of(&baselines);
         let rst_seen = runs.iter().map(|r| r.rst_seen).sum::<usize>();
         let sha_ok = runs.iter().filter(|r| r.sha256_ok).count();
         let bytes_verified = !runs.is_empty() && sha_ok == runs.len();
@@ -478,6 +547,14 @@ impl DemoReport {
             client_stall_ms,
             client_stall_baseline_ms,
             host_steal_ms: StealStats::of(runs),
+            edgemob_ran_ms: PerRunMs::of(
+                &runs.iter().map(|r| r.edgemob_ran_ms).collect::<Vec<_>>(),
+            ),
+            edgemob_waited_ms: PerRunMs::of(
+                &runs.iter().map(|r| r.edgemob_waited_ms).collect::<Vec<_>>(),
+            ),
+            reclaim_windows: runs.iter().filter(|r| r.reclaim_ran_ms > 0.0).count(),
+            tail_runs: TailRun::of(runs),
             damon_pageout: Vec::new(),
             outcomes,
             targets,
@@ -612,7 +689,7 @@ fn csv_line(fields: &[String]) -> String {
 }
 
 /// Column names of `runs.csv`, in order.
-pub const RUNS_CSV_HEADER: [&str; 19] = [
+pub const RUNS_CSV_HEADER: [&str; 22] = [
     "run",
     "ok",
     "sha256_ok",
@@ -632,6 +709,9 @@ pub const RUNS_CSV_HEADER: [&str; 19] = [
     "migration_id",
     "baseline_stall_ms",
     "host_steal_ms",
+    "edgemob_ran_ms",
+    "edgemob_waited_ms",
+    "reclaim_ran_ms",
 ];
 
 /// The five Table I phases, ms, in column order.
@@ -669,6 +749,9 @@ pub fn runs_csv(runs: &[RunRecord]) -> String {
             r.migration_id.to_string(),
             r.baseline_stall_ms.to_string(),
             r.host_steal_ms.to_string(),
+            r.edgemob_ran_ms.to_string(),
+            r.edgemob_waited_ms.to_string(),
+            r.reclaim_ran_ms.to_string(),
         ]);
         out.push_str(&csv_line(&row));
     }
@@ -824,6 +907,9 @@ pub mod synthetic {
                     trigger_offset_bytes: 10_000_000 + i as u64 * 1000,
                     migration_id: 1000 + i as u64,
                     host_steal_ms: if i % 4 == 0 { 10.0 } else { 0.0 },
+                    edgemob_ran_ms: 1.0 + 0.2 * u,
+                    edgemob_waited_ms: 0.01 * u,
+                    reclaim_ran_ms: if i % 5 == 0 { 0.9 } else { 0.0 },
                 }
             })
             .collect()
@@ -917,37 +1003,73 @@ mod tests {
     }
 
     #[test]
-    fn host_steal_is_summed_and_shown_for_the_slowest_runs() {
-        let mut runs = synthetic::runs(20);
-        runs[7].phases.total_ms = 9.0;
-        runs[7].host_steal_ms = 40.0;
-        runs[3].phases.total_ms = 5.0;
-        runs[3].host_steal_ms = 0.0;
-        // A rolled-back run is not among the slowest migrations.
-        runs[11].phases.total_ms = 50.0;
-        runs[11].outcome = "rolled back".into();
+    fn host_steal_is_summed() {
+        let runs = synthetic::runs(20);
         let s = DemoReport::from_runs(&runs).host_steal_ms;
-        let sum: f64 = runs.iter().map(|r| r.host_steal_ms).sum();
-        assert_eq!(s.total, sum);
+        assert_eq!(s.total, runs.iter().map(|r| r.host_steal_ms).sum::<f64>());
         assert_eq!(
             s.runs,
             runs.iter().filter(|r| r.host_steal_ms > 0.0).count()
         );
-        assert_eq!(s.slowest_runs.len(), 5);
+    }
+
+    #[test]
+    fn the_tail_is_the_slowest_migrations_and_the_largest_stalls() {
+        let mut runs = synthetic::runs(20);
+        for r in &mut runs {
+            r.phases.total_ms = 0.5;
+            r.client_stall_ms = 1.0;
+        }
+        // Five slow migrations, one of them also the largest stall.
+        for (i, run) in [3, 5, 7, 9, 12].into_iter().enumerate() {
+            runs[run].phases.total_ms = 2.0 + i as f64;
+        }
+        runs[7].client_stall_ms = 9.0;
+        runs[7].edgemob_ran_ms = 2.5;
+        runs[7].edgemob_waited_ms = 3.5;
+        runs[7].reclaim_ran_ms = 4.0;
+        runs[7].host_steal_ms = 10.0;
+        // A rolled-back run: no total, but its stall counts.
+        runs[11].phases.total_ms = 50.0;
+        runs[11].outcome = "rolled back".into();
+        runs[11].client_stall_ms = 8.0;
+        // Four more large stalls, one with unknown CPU figures.
+        for (i, run) in [1, 2, 4, 6].into_iter().enumerate() {
+            runs[run].client_stall_ms = 4.0 + i as f64 * 0.1;
+        }
+        runs[4].edgemob_waited_ms = f64::NAN;
+        let r = DemoReport::from_runs(&runs);
+        let ids: Vec<usize> = r.tail_runs.iter().map(|t| t.run).collect();
+        // Run numbers are the indices (synthetic), in order, no duplicate;
+        // run 1, the sixth largest stall, is left out.
+        assert_eq!(ids, vec![2, 3, 4, 5, 6, 7, 9, 11, 12]);
+        let t7 = r.tail_runs.iter().find(|t| t.run == 7).unwrap();
         assert_eq!(
-            (s.slowest_runs[0].run, s.slowest_runs[0].steal_ms),
-            (7, 40.0)
+            *t7,
+            TailRun {
+                run: 7,
+                total_ms: Some(4.0),
+                client_stall_ms: Some(9.0),
+                edgemob_ran_ms: Some(2.5),
+                edgemob_waited_ms: Some(3.5),
+                reclaim_ran_ms: Some(4.0),
+                host_steal_ms: 10.0,
+            }
         );
+        let t11 = r.tail_runs.iter().find(|t| t.run == 11).unwrap();
+        assert_eq!(t11.total_ms, None, "rolled back");
+        let t4 = r.tail_runs.iter().find(|t| t.run == 4).unwrap();
+        assert_eq!(t4.edgemob_waited_ms, None);
+        // The CPU wait summary leaves the unknown run out.
+        assert_eq!(r.edgemob_waited_ms.n, 19);
+        assert_eq!(r.edgemob_waited_ms.max, 3.5);
         assert_eq!(
-            (s.slowest_runs[1].run, s.slowest_runs[1].steal_ms),
-            (3, 0.0)
+            r.reclaim_windows,
+            runs.iter().filter(|r| r.reclaim_ran_ms > 0.0).count()
         );
-        assert!(s.slowest_runs.iter().all(|r| r.run != 11));
-        assert!(
-            s.slowest_runs
-                .windows(2)
-                .all(|w| w[0].total_ms >= w[1].total_ms)
-        );
+        // It survives report.json.
+        let back: DemoReport = serde_json::from_str(&r.to_json().unwrap()).unwrap();
+        assert_eq!(back.tail_runs, r.tail_runs);
     }
 
     #[test]

@@ -171,21 +171,60 @@ pub fn table_one(report: &DemoReport) -> String {
     }
     let hs = &r.host_steal_ms;
     if hs.runs > 0 {
-        let slowest: Vec<String> = hs
-            .slowest_runs
-            .iter()
-            .map(|s| format!("run {} ({:.2} ms) {:.0}", s.run, s.total_ms, s.steal_ms))
-            .collect();
         let _ = writeln!(
             out,
             "host steal (CPU the hypervisor gave elsewhere): {:.0} ms, in {} of {} runs",
             hs.total, hs.runs, r.runs
         );
+    }
+    let (ran, waited) = (&r.edgemob_ran_ms, &r.edgemob_waited_ms);
+    if waited.n > 0 {
         let _ = writeln!(
             out,
-            "  in the runs of the slowest migrations, ms: {}",
-            slowest.join(", ")
+            "edgemob's threads in each handover's window ({} runs, ms): \
+             ran p50 {} max {}, waited for a CPU p50 {} max {}",
+            waited.n,
+            ms(ran.p50, ran.n > 0),
+            ms(ran.max, ran.n > 0),
+            ms(waited.p50, true),
+            ms(waited.max, true)
         );
+        let _ = writeln!(
+            out,
+            "  guest memory reclaim ran in {} of those windows",
+            r.reclaim_windows
+        );
+    }
+    if !r.tail_runs.is_empty() {
+        let _ = writeln!(
+            out,
+            "the slowest migrations and largest stalls, and what else had the CPUs (ms)"
+        );
+        let _ = writeln!(
+            out,
+            "{:>6} {:>9} {:>9} {:>12} {:>15} {:>12} {:>22}",
+            "run",
+            "total",
+            "stall",
+            "edgemob ran",
+            "edgemob waited",
+            "reclaim ran",
+            "host steal (download)"
+        );
+        for t in &r.tail_runs {
+            let o = |v: Option<f64>| ms(v.unwrap_or(f64::NAN), true);
+            let _ = writeln!(
+                out,
+                "{:>6} {:>9} {:>9} {:>12} {:>15} {:>12} {:>22.0}",
+                t.run,
+                o(t.total_ms),
+                o(t.client_stall_ms),
+                o(t.edgemob_ran_ms),
+                o(t.edgemob_waited_ms),
+                o(t.reclaim_ran_ms),
+                t.host_steal_ms
+            );
+        }
     }
     for d in &r.damon_pageout {
         let quota = match d.quota_ms {
@@ -315,8 +354,7 @@ mod tests {
         for r in &mut runs {
             r.host_steal_ms = 0.0;
         }
-        assert!(!table_one(&DemoReport::from_runs(&runs)).contains("host steal"));
-        runs[2].phases.total_ms = 7.5;
+        assert!(!table_one(&DemoReport::from_runs(&runs)).contains("host steal (CPU"));
         runs[2].host_steal_ms = 30.0;
         let t = table_one(&DemoReport::from_runs(&runs));
         let line = t
@@ -324,11 +362,54 @@ mod tests {
             .find(|l| l.starts_with("host steal"))
             .expect("a steal line");
         assert!(line.ends_with(": 30 ms, in 1 of 10 runs"), "{line}");
-        let runs = t
+    }
+
+    #[test]
+    fn the_tail_runs_show_what_else_had_the_cpus() {
+        let mut runs = synthetic::runs(10);
+        runs[2].phases.total_ms = 7.5;
+        runs[2].client_stall_ms = 9.25;
+        runs[2].edgemob_ran_ms = 3.25;
+        runs[2].edgemob_waited_ms = 6.125;
+        runs[2].reclaim_ran_ms = 4.5;
+        runs[2].host_steal_ms = 20.0;
+        runs[5].edgemob_waited_ms = f64::NAN;
+        let t = table_one(&DemoReport::from_runs(&runs));
+        let wait = t
             .lines()
-            .find(|l| l.starts_with("  in the runs of the slowest"))
-            .expect("the slowest runs' steal");
-        assert!(runs.contains("ms: run 2 (7.50 ms) 30, "), "{runs}");
+            .find(|l| l.starts_with("edgemob's threads in each handover's window"))
+            .expect("the CPU line");
+        assert!(wait.contains("(9 runs, ms)"), "{wait}");
+        assert!(wait.contains("ran p50 1.0"), "{wait}");
+        assert!(wait.contains(" max 3.250, waited"), "{wait}");
+        assert!(wait.ends_with("max 6.125"), "{wait}");
+        assert!(
+            t.contains("  guest memory reclaim ran in 3 of those windows\n"),
+            "{t}"
+        );
+        let row: Vec<&str> = t
+            .lines()
+            .find(|l| l.trim_start().starts_with("2 "))
+            .expect("run 2 in the tail")
+            .split_whitespace()
+            .collect();
+        assert_eq!(
+            row,
+            ["2", "7.500", "9.250", "3.250", "6.125", "4.500", "20"]
+        );
+        assert!(t.is_ascii());
+    }
+
+    #[test]
+    fn no_cpu_wait_line_where_the_kernel_keeps_no_schedstat() {
+        let mut runs = synthetic::runs(4);
+        for r in &mut runs {
+            r.edgemob_waited_ms = f64::NAN;
+            r.reclaim_ran_ms = f64::NAN;
+        }
+        let t = table_one(&DemoReport::from_runs(&runs));
+        assert!(!t.contains("in each handover's window"), "{t}");
+        assert!(t.contains("n/a"), "unknown cells read n/a");
     }
 
     #[test]
