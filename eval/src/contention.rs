@@ -4,104 +4,136 @@
 //! slowed by something else on the machine. The scheduler already keeps
 //! the figures that tell the two apart, per thread, in
 //! `/proc/PID/task/TID/schedstat` (time on a CPU, time runnable but waiting
-//! for one, in ns): a demo run reads them just before the trigger and once
-//! the handover's stall window has closed, and records
+//! for one, in ns): a demo run reads every thread's just before the trigger
+//! and once the handover's stall window has closed, and records
 //!
 //! * how long edgemob's own threads (the agents and the services of every
 //!   eNBC) ran, and how long they were ready to run and waited for a CPU
 //!   (the first grows when the CPUs are slower, as on a busy host; the
-//!   second when something else holds them), and
-//! * how much CPU the guest's memory reclaim threads (DAMON's `kdamond`,
-//!   [`crate::reclaim`]) took in the same window.
+//!   second when something else holds them);
+//! * how long the guest's memory reclaim threads (DAMON's `kdamond`,
+//!   [`crate::reclaim`]) ran, and every other thread of the machine (the
+//!   demo's client and capture among them);
+//! * the host's steal over the window ([`crate::steal`], in its 10 ms
+//!   ticks, so a short window reads 0 or a tick).
 //!
-//! No tracer is needed, and the reads (a few dozen small files) happen
-//! outside the migration. A wait still under way at the second reading is
-//! counted by the next run, not this one; threads that ended in between
-//! are left out.
+//! No tracer is needed; the reads (about a hundred small files on this
+//! machine) happen outside the migration. A wait still under way at the
+//! second reading is counted by the next run, not this one; threads that
+//! ended in between are left out, threads born in between count from zero.
+//! A running thread's CPU time is brought up to date at least every
+//! scheduler tick.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::time::Duration;
 
-/// Per-thread counters at one moment, ns.
+/// Where a thread belongs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Whose {
+    Edgemob,
+    Reclaim,
+    Other,
+}
+
+/// Per-thread counters at one moment.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
-    /// Time on a CPU and run-queue wait of each of edgemob's threads, by
+    /// Time on a CPU and run-queue wait (ns) of every thread, by
     /// (pid, tid).
-    ours: HashMap<(u32, u32), (u64, u64)>,
-    /// CPU time of each reclaim thread, by pid.
-    reclaim: HashMap<u32, u64>,
-    /// False when the kernel keeps no per-task scheduler statistics.
-    known: bool,
+    threads: HashMap<(u32, u32), (Whose, u64, u64)>,
+    /// The host's steal since boot.
+    steal: Option<Duration>,
 }
 
-/// The CPU contention of one window, ms.
+/// The CPU contention of one window, ms; NaN where the kernel keeps no
+/// per-task scheduler statistics.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Contention {
-    /// edgemob's threads on a CPU (summed over threads); NaN where the
-    /// kernel has no schedstat.
+    /// edgemob's threads on a CPU (summed over threads).
     pub edgemob_ran_ms: f64,
     /// edgemob's threads, runnable and waiting for a CPU (summed over
-    /// threads); NaN where the kernel has no schedstat.
+    /// threads).
     pub edgemob_waited_ms: f64,
-    /// The guest's reclaim threads on a CPU; NaN where unknown.
+    /// The guest's reclaim threads on a CPU.
     pub reclaim_ran_ms: f64,
+    /// Every other thread on a CPU.
+    pub others_ran_ms: f64,
+    /// Host steal over the window (10 ms resolution; NaN where unknown).
+    pub steal_ms: f64,
 }
 
-/// Reads the counters of every thread of `ours` and of the `reclaim`
-/// kernel threads.
+/// Reads the counters of every thread of the machine, `ours` being the
+/// process ids of edgemob's agents and services and `reclaim` those of the
+/// reclaim threads.
 pub fn snapshot(ours: &[u32], reclaim: &[u32]) -> Snapshot {
-    let proc = Path::new("/proc");
-    let mut s = Snapshot::default();
-    for &pid in ours {
-        let Ok(tasks) = std::fs::read_dir(proc.join(format!("{pid}/task"))) else {
+    let (ours, reclaim): (HashSet<u32>, HashSet<u32>) = (
+        ours.iter().copied().collect(),
+        reclaim.iter().copied().collect(),
+    );
+    let mut s = Snapshot {
+        steal: crate::steal::host_steal(),
+        ..Snapshot::default()
+    };
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return s;
+    };
+    let number = |e: &std::fs::DirEntry| e.file_name().to_str()?.parse::<u32>().ok();
+    for p in procs.flatten() {
+        let Some(pid) = number(&p) else { continue };
+        let whose = if ours.contains(&pid) {
+            Whose::Edgemob
+        } else if reclaim.contains(&pid) {
+            Whose::Reclaim
+        } else {
+            Whose::Other
+        };
+        let Ok(tasks) = std::fs::read_dir(p.path().join("task")) else {
             continue;
         };
         for t in tasks.flatten() {
-            let Some(tid) = t.file_name().to_str().and_then(|n| n.parse().ok()) else {
-                continue;
-            };
-            if let Some(counters) = read_schedstat(&t.path().join("schedstat")) {
-                s.ours.insert((pid, tid), counters);
-                s.known = true;
+            let Some(tid) = number(&t) else { continue };
+            if let Some((cpu, wait)) = read_schedstat(&t.path().join("schedstat")) {
+                s.threads.insert((pid, tid), (whose, cpu, wait));
             }
-        }
-    }
-    for &pid in reclaim {
-        if let Some((cpu, _)) = read_schedstat(&proc.join(format!("{pid}/schedstat"))) {
-            s.reclaim.insert(pid, cpu);
         }
     }
     s
 }
 
 impl Snapshot {
-    /// The contention between this snapshot and a `later` one. A thread
-    /// born in between counts from zero.
+    /// The contention between this snapshot and a `later` one.
     pub fn until(&self, later: &Snapshot) -> Contention {
-        if !(self.known && later.known) {
+        let steal_ms = match (self.steal, later.steal) {
+            (Some(a), Some(b)) => b.saturating_sub(a).as_secs_f64() * 1e3,
+            _ => f64::NAN,
+        };
+        if self.threads.is_empty() || later.threads.is_empty() {
             return Contention {
                 edgemob_ran_ms: f64::NAN,
                 edgemob_waited_ms: f64::NAN,
                 reclaim_ran_ms: f64::NAN,
+                others_ran_ms: f64::NAN,
+                steal_ms,
             };
         }
-        let delta = |now: u64, before: Option<&u64>| now.saturating_sub(*before.unwrap_or(&0));
-        let (mut ran, mut waited) = (0, 0);
-        for (k, &(cpu, wait)) in &later.ours {
-            let before = self.ours.get(k);
-            ran += delta(cpu, before.map(|b| &b.0));
-            waited += delta(wait, before.map(|b| &b.1));
+        let mut ran: HashMap<Whose, u64> = HashMap::new();
+        let mut waited = 0;
+        for (k, &(whose, cpu, wait)) in &later.threads {
+            let (cpu0, wait0) = self.threads.get(k).map_or((0, 0), |t| (t.1, t.2));
+            *ran.entry(whose).or_default() += cpu.saturating_sub(cpu0);
+            if whose == Whose::Edgemob {
+                waited += wait.saturating_sub(wait0);
+            }
         }
-        let reclaim: u64 = later
-            .reclaim
-            .iter()
-            .filter(|(k, _)| self.reclaim.contains_key(k))
-            .map(|(k, &v)| delta(v, self.reclaim.get(k)))
-            .sum();
+        let ms = |ns: u64| ns as f64 / 1e6;
+        let ran = |w| ms(ran.get(&w).copied().unwrap_or(0));
         Contention {
-            edgemob_ran_ms: ran as f64 / 1e6,
-            edgemob_waited_ms: waited as f64 / 1e6,
-            reclaim_ran_ms: reclaim as f64 / 1e6,
+            edgemob_ran_ms: ran(Whose::Edgemob),
+            edgemob_waited_ms: ms(waited),
+            reclaim_ran_ms: ran(Whose::Reclaim),
+            others_ran_ms: ran(Whose::Other),
+            steal_ms,
         }
     }
 }
@@ -131,51 +163,59 @@ mod tests {
         assert_eq!(parse_schedstat(""), None);
     }
 
-    type Thread = ((u32, u32), (u64, u64));
+    type Thread = ((u32, u32), (Whose, u64, u64));
 
-    fn snap(ours: &[Thread], reclaim: &[(u32, u64)]) -> Snapshot {
+    fn snap(threads: &[Thread], steal_ms: u64) -> Snapshot {
         Snapshot {
-            ours: ours.iter().copied().collect(),
-            reclaim: reclaim.iter().copied().collect(),
-            known: true,
+            threads: threads.iter().copied().collect(),
+            steal: Some(Duration::from_millis(steal_ms)),
         }
     }
 
     #[test]
-    fn sums_the_waits_of_every_thread_and_the_reclaim_cpu() {
+    fn splits_the_cpu_between_edgemob_reclaim_and_the_rest() {
+        use Whose::*;
         let a = snap(
-            &[((1, 1), (7_000_000, 1_000_000)), ((1, 2), (0, 0))],
-            &[(9, 50_000_000)],
+            &[
+                ((1, 1), (Edgemob, 7_000_000, 1_000_000)),
+                ((1, 2), (Edgemob, 0, 0)),
+                ((9, 9), (Reclaim, 50_000_000, 0)),
+                ((5, 5), (Other, 1_000, 9_000_000)),
+            ],
+            100,
         );
         // Thread 1/2 ran 1 ms and waited 2.5 ms, 1/3 was born, ran 0.25 ms
-        // and waited 0.5 ms, 1/1 neither ran nor waited; kdamond ran 4 ms.
+        // and waited 0.5 ms, 1/1 neither ran nor waited; kdamond ran 4 ms,
+        // process 5 ran 2 ms (its wait is not edgemob's), process 6 was
+        // born and ran 0.5 ms.
         let b = snap(
             &[
-                ((1, 1), (7_000_000, 1_000_000)),
-                ((1, 2), (1_000_000, 2_500_000)),
-                ((1, 3), (250_000, 500_000)),
+                ((1, 1), (Edgemob, 7_000_000, 1_000_000)),
+                ((1, 2), (Edgemob, 1_000_000, 2_500_000)),
+                ((1, 3), (Edgemob, 250_000, 500_000)),
+                ((9, 9), (Reclaim, 54_000_000, 0)),
+                ((5, 5), (Other, 2_001_000, 20_000_000)),
+                ((6, 6), (Other, 500_000, 0)),
             ],
-            &[(9, 54_000_000)],
+            110,
         );
-        let c = a.until(&b);
-        assert_eq!(c.edgemob_ran_ms, 1.25);
-        assert_eq!(c.edgemob_waited_ms, 3.0);
-        assert_eq!(c.reclaim_ran_ms, 4.0);
-    }
-
-    #[test]
-    fn a_restarted_reclaim_thread_is_not_counted_whole() {
-        let a = snap(&[((1, 1), (0, 0))], &[(9, 50_000_000)]);
-        let b = snap(&[((1, 1), (0, 0))], &[(10, 70_000_000)]);
-        assert_eq!(a.until(&b).reclaim_ran_ms, 0.0);
+        assert_eq!(
+            a.until(&b),
+            Contention {
+                edgemob_ran_ms: 1.25,
+                edgemob_waited_ms: 3.0,
+                reclaim_ran_ms: 4.0,
+                others_ran_ms: 2.5,
+                steal_ms: 10.0,
+            }
+        );
     }
 
     #[test]
     fn unknown_without_schedstat() {
         let c = Snapshot::default().until(&Snapshot::default());
-        assert!(
-            c.edgemob_ran_ms.is_nan() && c.edgemob_waited_ms.is_nan() && c.reclaim_ran_ms.is_nan()
-        );
+        assert!(c.edgemob_ran_ms.is_nan() && c.edgemob_waited_ms.is_nan());
+        assert!(c.reclaim_ran_ms.is_nan() && c.others_ran_ms.is_nan() && c.steal_ms.is_nan());
     }
 
     #[test]
@@ -186,8 +226,20 @@ mod tests {
         while spin.elapsed() < std::time::Duration::from_millis(5) {}
         let b = snapshot(&[me], &[]);
         if Path::new("/proc/self/schedstat").exists() {
-            assert!(a.known && b.known, "threads of this process were read");
-            assert!(a.ours.keys().any(|(p, _)| *p == me));
+            let mine = |s: &Snapshot| {
+                s.threads
+                    .iter()
+                    .filter(|((p, _), t)| *p == me && t.0 == Whose::Edgemob)
+                    .count()
+            };
+            assert!(
+                mine(&a) > 0 && mine(&b) > 0,
+                "this process's threads were read"
+            );
+            assert!(
+                a.threads.keys().any(|(p, _)| *p == 1),
+                "and the others' (init)"
+            );
             let c = a.until(&b);
             // A running thread's CPU time is brought up to date at each
             // tick, so a 5 ms spin shows some of it.

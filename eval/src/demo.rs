@@ -621,6 +621,8 @@ async fn one_run(
         edgemob_ran_ms: contention.edgemob_ran_ms,
         edgemob_waited_ms: contention.edgemob_waited_ms,
         reclaim_ran_ms: contention.reclaim_ran_ms,
+        others_ran_ms: contention.others_ran_ms,
+        window_steal_ms: contention.steal_ms,
     })
 }
 

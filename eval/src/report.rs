@@ -33,9 +33,10 @@
 //! * `edgemob_ran_ms` and `edgemob_waited_ms` summarize, over the runs where
 //!   the kernel keeps per-task scheduler statistics, how long edgemob's
 //!   threads ran and how long they waited for a CPU in each handover's
-//!   window (the stall window, from just before the
-//!   trigger); `reclaim_windows` counts the windows in which the guest's
-//!   reclaim threads ran ([`crate::contention`]).
+//!   window (the stall window, from just before the trigger),
+//!   `others_ran_ms` how long every other thread ran; `reclaim_windows`
+//!   counts the windows in which the guest's reclaim threads ran
+//!   ([`crate::contention`]).
 //! * `tail_runs` lists the runs of the [`TAIL_RUNS`] slowest completed
 //!   migrations and of the [`TAIL_RUNS`] largest stalls with those figures
 //!   and the host steal: whether a tail was edgemob's own.
@@ -159,6 +160,12 @@ pub struct RunRecord {
     /// (0 without DAMON, NaN where unknown).
     #[serde(default = "unknown")]
     pub reclaim_ran_ms: f64,
+    /// Every other thread of the machine on a CPU in that window, ms.
+    #[serde(default = "unknown")]
+    pub others_ran_ms: f64,
+    /// Host steal in that window, ms (10 ms resolution).
+    #[serde(default = "unknown")]
+    pub window_steal_ms: f64,
 }
 
 fn unknown() -> f64 {
@@ -318,6 +325,10 @@ pub struct TailRun {
     pub edgemob_waited_ms: Option<f64>,
     /// The guest's reclaim threads on a CPU in that window.
     pub reclaim_ran_ms: Option<f64>,
+    /// Every other thread on a CPU in that window.
+    pub others_ran_ms: Option<f64>,
+    /// Host steal in that window (10 ms resolution).
+    pub window_steal_ms: Option<f64>,
     /// Host steal over the run's whole download.
     pub host_steal_ms: f64,
 }
@@ -350,6 +361,8 @@ impl TailRun {
                 edgemob_ran_ms: known(r.edgemob_ran_ms),
                 edgemob_waited_ms: known(r.edgemob_waited_ms),
                 reclaim_ran_ms: known(r.reclaim_ran_ms),
+                others_ran_ms: known(r.others_ran_ms),
+                window_steal_ms: known(r.window_steal_ms),
                 host_steal_ms: r.host_steal_ms,
             })
             .collect()
@@ -462,6 +475,9 @@ pub struct DemoReport {
     /// Their wait for a CPU, likewise.
     #[serde(default)]
     pub edgemob_waited_ms: PerRunMs,
+    /// Every other thread's CPU time per handover window, likewise.
+    #[serde(default)]
+    pub others_ran_ms: PerRunMs,
     /// Handover windows in which the guest's reclaim threads ran.
     #[serde(default)]
     pub reclaim_windows: usize,
@@ -553,6 +569,7 @@ impl DemoReport {
             edgemob_waited_ms: PerRunMs::of(
                 &runs.iter().map(|r| r.edgemob_waited_ms).collect::<Vec<_>>(),
             ),
+            others_ran_ms: PerRunMs::of(&runs.iter().map(|r| r.others_ran_ms).collect::<Vec<_>>()),
             reclaim_windows: runs.iter().filter(|r| r.reclaim_ran_ms > 0.0).count(),
             tail_runs: TailRun::of(runs),
             damon_pageout: Vec::new(),
@@ -689,7 +706,7 @@ fn csv_line(fields: &[String]) -> String {
 }
 
 /// Column names of `runs.csv`, in order.
-pub const RUNS_CSV_HEADER: [&str; 22] = [
+pub const RUNS_CSV_HEADER: [&str; 24] = [
     "run",
     "ok",
     "sha256_ok",
@@ -712,6 +729,8 @@ pub const RUNS_CSV_HEADER: [&str; 22] = [
     "edgemob_ran_ms",
     "edgemob_waited_ms",
     "reclaim_ran_ms",
+    "others_ran_ms",
+    "window_steal_ms",
 ];
 
 /// The five Table I phases, ms, in column order.
@@ -752,6 +771,8 @@ pub fn runs_csv(runs: &[RunRecord]) -> String {
             r.edgemob_ran_ms.to_string(),
             r.edgemob_waited_ms.to_string(),
             r.reclaim_ran_ms.to_string(),
+            r.others_ran_ms.to_string(),
+            r.window_steal_ms.to_string(),
         ]);
         out.push_str(&csv_line(&row));
     }
@@ -910,6 +931,8 @@ pub mod synthetic {
                     edgemob_ran_ms: 1.0 + 0.2 * u,
                     edgemob_waited_ms: 0.01 * u,
                     reclaim_ran_ms: if i % 5 == 0 { 0.9 } else { 0.0 },
+                    others_ran_ms: 0.5 + u,
+                    window_steal_ms: 0.0,
                 }
             })
             .collect()
@@ -1028,6 +1051,8 @@ mod tests {
         runs[7].edgemob_ran_ms = 2.5;
         runs[7].edgemob_waited_ms = 3.5;
         runs[7].reclaim_ran_ms = 4.0;
+        runs[7].others_ran_ms = 1.5;
+        runs[7].window_steal_ms = 10.0;
         runs[7].host_steal_ms = 10.0;
         // A rolled-back run: no total, but its stall counts.
         runs[11].phases.total_ms = 50.0;
@@ -1053,6 +1078,8 @@ mod tests {
                 edgemob_ran_ms: Some(2.5),
                 edgemob_waited_ms: Some(3.5),
                 reclaim_ran_ms: Some(4.0),
+                others_ran_ms: Some(1.5),
+                window_steal_ms: Some(10.0),
                 host_steal_ms: 10.0,
             }
         );

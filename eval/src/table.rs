@@ -189,40 +189,47 @@ pub fn table_one(report: &DemoReport) -> String {
             ms(waited.p50, true),
             ms(waited.max, true)
         );
+        let others = &r.others_ran_ms;
         let _ = writeln!(
             out,
-            "  guest memory reclaim ran in {} of those windows",
+            "  other threads ran p50 {} max {}; guest memory reclaim ran in {} of those windows",
+            ms(others.p50, others.n > 0),
+            ms(others.max, others.n > 0),
             r.reclaim_windows
         );
     }
     if !r.tail_runs.is_empty() {
         let _ = writeln!(
             out,
-            "the slowest migrations and largest stalls, and what else had the CPUs (ms)"
+            "the slowest migrations and largest stalls: who had the CPUs in their windows \
+             (ms; host steal in 10 ms ticks)"
         );
         let _ = writeln!(
             out,
-            "{:>6} {:>9} {:>9} {:>12} {:>15} {:>12} {:>22}",
+            "{:>6} {:>9} {:>9} {:>12} {:>15} {:>12} {:>11} {:>11}",
             "run",
             "total",
             "stall",
             "edgemob ran",
             "edgemob waited",
             "reclaim ran",
-            "host steal (download)"
+            "others ran",
+            "host steal"
         );
         for t in &r.tail_runs {
             let o = |v: Option<f64>| ms(v.unwrap_or(f64::NAN), true);
             let _ = writeln!(
                 out,
-                "{:>6} {:>9} {:>9} {:>12} {:>15} {:>12} {:>22.0}",
+                "{:>6} {:>9} {:>9} {:>12} {:>15} {:>12} {:>11} {:>11}",
                 t.run,
                 o(t.total_ms),
                 o(t.client_stall_ms),
                 o(t.edgemob_ran_ms),
                 o(t.edgemob_waited_ms),
                 o(t.reclaim_ran_ms),
-                t.host_steal_ms
+                o(t.others_ran_ms),
+                t.window_steal_ms
+                    .map_or(NA.to_string(), |v| format!("{v:.0}"))
             );
         }
     }
@@ -372,7 +379,8 @@ mod tests {
         runs[2].edgemob_ran_ms = 3.25;
         runs[2].edgemob_waited_ms = 6.125;
         runs[2].reclaim_ran_ms = 4.5;
-        runs[2].host_steal_ms = 20.0;
+        runs[2].others_ran_ms = 0.75;
+        runs[2].window_steal_ms = 10.0;
         runs[5].edgemob_waited_ms = f64::NAN;
         let t = table_one(&DemoReport::from_runs(&runs));
         let wait = t
@@ -384,9 +392,10 @@ mod tests {
         assert!(wait.contains(" max 3.250, waited"), "{wait}");
         assert!(wait.ends_with("max 6.125"), "{wait}");
         assert!(
-            t.contains("  guest memory reclaim ran in 3 of those windows\n"),
+            t.contains("; guest memory reclaim ran in 3 of those windows\n"),
             "{t}"
         );
+        assert!(t.contains("  other threads ran p50 "), "{t}");
         let row: Vec<&str> = t
             .lines()
             .find(|l| l.trim_start().starts_with("2 "))
@@ -395,7 +404,9 @@ mod tests {
             .collect();
         assert_eq!(
             row,
-            ["2", "7.500", "9.250", "3.250", "6.125", "4.500", "20"]
+            [
+                "2", "7.500", "9.250", "3.250", "6.125", "4.500", "0.750", "10"
+            ]
         );
         assert!(t.is_ascii());
     }
