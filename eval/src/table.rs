@@ -198,6 +198,18 @@ pub fn table_one(report: &DemoReport) -> String {
             r.reclaim_windows
         );
     }
+    for d in &r.damon_pageout {
+        let quota = match d.quota_ms {
+            0 => "no CPU quota".to_string(),
+            ms => format!("up to {ms} ms of CPU per {} ms", d.reset_interval_ms),
+        };
+        let _ = writeln!(
+            out,
+            "guest memory reclaim: DAMON pageout running (kdamond.{}, {quota}); \
+             a thread woken on its CPU can wait out its slice (eval/README)",
+            d.kdamond
+        );
+    }
     if !r.tail_runs.is_empty() {
         let _ = writeln!(
             out,
@@ -232,18 +244,6 @@ pub fn table_one(report: &DemoReport) -> String {
                     .map_or(NA.to_string(), |v| format!("{v:.0}"))
             );
         }
-    }
-    for d in &r.damon_pageout {
-        let quota = match d.quota_ms {
-            0 => "no CPU quota".to_string(),
-            ms => format!("up to {ms} ms of CPU per {} ms", d.reset_interval_ms),
-        };
-        let _ = writeln!(
-            out,
-            "guest memory reclaim: DAMON pageout running (kdamond.{}, {quota}); \
-             a thread woken on its CPU can wait out its slice (eval/README)",
-            d.kdamond
-        );
     }
     let _ = writeln!(out, "RST segments seen by the UE: {}", r.rst_seen);
     let _ = writeln!(
