@@ -50,6 +50,8 @@ pub struct Snapshot {
 /// per-task scheduler statistics.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Contention {
+    /// The other thread that ran longest, if any ran.
+    pub busiest_other: Option<Busiest>,
     /// edgemob's threads on a CPU (summed over threads).
     pub edgemob_ran_ms: f64,
     /// edgemob's threads, runnable and waiting for a CPU (summed over
@@ -61,6 +63,23 @@ pub struct Contention {
     pub others_ran_ms: f64,
     /// Host steal over the window (10 ms resolution; NaN where unknown).
     pub steal_ms: f64,
+}
+
+/// One thread and its CPU time in a window.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Busiest {
+    pub pid: u32,
+    pub tid: u32,
+    pub ran_ms: f64,
+}
+
+impl Busiest {
+    /// The thread's name (`comm`), or `pid/tid` once it has ended.
+    pub fn name(&self) -> String {
+        std::fs::read_to_string(format!("/proc/{}/task/{}/comm", self.pid, self.tid))
+            .map(|n| n.trim().to_owned())
+            .unwrap_or_else(|_| format!("{}/{}", self.pid, self.tid))
+    }
 }
 
 /// Reads the counters of every thread of the machine, `ours` being the
@@ -110,6 +129,7 @@ impl Snapshot {
         };
         if self.threads.is_empty() || later.threads.is_empty() {
             return Contention {
+                busiest_other: None,
                 edgemob_ran_ms: f64::NAN,
                 edgemob_waited_ms: f64::NAN,
                 reclaim_ran_ms: f64::NAN,
@@ -119,16 +139,27 @@ impl Snapshot {
         }
         let mut ran: HashMap<Whose, u64> = HashMap::new();
         let mut waited = 0;
-        for (k, &(whose, cpu, wait)) in &later.threads {
-            let (cpu0, wait0) = self.threads.get(k).map_or((0, 0), |t| (t.1, t.2));
-            *ran.entry(whose).or_default() += cpu.saturating_sub(cpu0);
-            if whose == Whose::Edgemob {
-                waited += wait.saturating_sub(wait0);
+        let mut busiest: Option<((u32, u32), u64)> = None;
+        for (&k, &(whose, cpu, wait)) in &later.threads {
+            let (cpu0, wait0) = self.threads.get(&k).map_or((0, 0), |t| (t.1, t.2));
+            let cpu = cpu.saturating_sub(cpu0);
+            *ran.entry(whose).or_default() += cpu;
+            match whose {
+                Whose::Edgemob => waited += wait.saturating_sub(wait0),
+                Whose::Other if cpu > 0 && busiest.is_none_or(|(b, most)| (cpu, b) > (most, k)) => {
+                    busiest = Some((k, cpu))
+                }
+                _ => {}
             }
         }
         let ms = |ns: u64| ns as f64 / 1e6;
         let ran = |w| ms(ran.get(&w).copied().unwrap_or(0));
         Contention {
+            busiest_other: busiest.map(|((pid, tid), cpu)| Busiest {
+                pid,
+                tid,
+                ran_ms: ms(cpu),
+            }),
             edgemob_ran_ms: ran(Whose::Edgemob),
             edgemob_waited_ms: ms(waited),
             reclaim_ran_ms: ran(Whose::Reclaim),
@@ -202,6 +233,11 @@ mod tests {
         assert_eq!(
             a.until(&b),
             Contention {
+                busiest_other: Some(Busiest {
+                    pid: 5,
+                    tid: 5,
+                    ran_ms: 2.0
+                }),
                 edgemob_ran_ms: 1.25,
                 edgemob_waited_ms: 3.0,
                 reclaim_ran_ms: 4.0,
@@ -216,6 +252,7 @@ mod tests {
         let c = Snapshot::default().until(&Snapshot::default());
         assert!(c.edgemob_ran_ms.is_nan() && c.edgemob_waited_ms.is_nan());
         assert!(c.reclaim_ran_ms.is_nan() && c.others_ran_ms.is_nan() && c.steal_ms.is_nan());
+        assert_eq!(c.busiest_other, None);
     }
 
     #[test]
@@ -245,6 +282,19 @@ mod tests {
             // tick, so a 5 ms spin shows some of it.
             assert!(c.edgemob_ran_ms > 0.0, "the spin ran on a CPU: {c:?}");
             assert!(c.edgemob_waited_ms >= 0.0 && c.reclaim_ran_ms == 0.0);
+            let me_busiest = Busiest {
+                pid: me,
+                tid: me,
+                ran_ms: 0.0,
+            };
+            let name = std::fs::read_to_string("/proc/self/comm").unwrap();
+            assert_eq!(me_busiest.name(), name.trim());
+            let gone = Busiest {
+                pid: u32::MAX,
+                tid: 7,
+                ran_ms: 0.0,
+            };
+            assert_eq!(gone.name(), format!("{}/7", u32::MAX));
         }
     }
 }

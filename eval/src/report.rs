@@ -166,6 +166,12 @@ pub struct RunRecord {
     /// Host steal in that window, ms (10 ms resolution).
     #[serde(default = "unknown")]
     pub window_steal_ms: f64,
+    /// The other thread that ran longest in that window (its name), and
+    /// how long, ms; empty and NaN when none ran or it is unknown.
+    #[serde(default)]
+    pub busiest_other: String,
+    #[serde(default = "unknown")]
+    pub busiest_other_ms: f64,
 }
 
 fn unknown() -> f64 {
@@ -312,7 +318,7 @@ impl StealStats {
 }
 
 /// A run in a demo's tail, and what else held the CPUs then.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct TailRun {
     pub run: usize,
     /// Total migration time; `None` when the migration did not complete.
@@ -329,6 +335,8 @@ pub struct TailRun {
     pub others_ran_ms: Option<f64>,
     /// Host steal in that window (10 ms resolution).
     pub window_steal_ms: Option<f64>,
+    /// The other thread that ran longest in that window, and how long.
+    pub busiest_other: Option<(String, f64)>,
     /// Host steal over the run's whole download.
     pub host_steal_ms: f64,
 }
@@ -363,6 +371,9 @@ impl TailRun {
                 reclaim_ran_ms: known(r.reclaim_ran_ms),
                 others_ran_ms: known(r.others_ran_ms),
                 window_steal_ms: known(r.window_steal_ms),
+                busiest_other: known(r.busiest_other_ms)
+                    .filter(|_| !r.busiest_other.is_empty())
+                    .map(|ms| (r.busiest_other.clone(), ms)),
                 host_steal_ms: r.host_steal_ms,
             })
             .collect()
@@ -706,7 +717,7 @@ fn csv_line(fields: &[String]) -> String {
 }
 
 /// Column names of `runs.csv`, in order.
-pub const RUNS_CSV_HEADER: [&str; 24] = [
+pub const RUNS_CSV_HEADER: [&str; 26] = [
     "run",
     "ok",
     "sha256_ok",
@@ -731,6 +742,8 @@ pub const RUNS_CSV_HEADER: [&str; 24] = [
     "reclaim_ran_ms",
     "others_ran_ms",
     "window_steal_ms",
+    "busiest_other",
+    "busiest_other_ms",
 ];
 
 /// The five Table I phases, ms, in column order.
@@ -773,6 +786,8 @@ pub fn runs_csv(runs: &[RunRecord]) -> String {
             r.reclaim_ran_ms.to_string(),
             r.others_ran_ms.to_string(),
             r.window_steal_ms.to_string(),
+            r.busiest_other.clone(),
+            r.busiest_other_ms.to_string(),
         ]);
         out.push_str(&csv_line(&row));
     }
@@ -933,6 +948,8 @@ pub mod synthetic {
                     reclaim_ran_ms: if i % 5 == 0 { 0.9 } else { 0.0 },
                     others_ran_ms: 0.5 + u,
                     window_steal_ms: 0.0,
+                    busiest_other: "curl".into(),
+                    busiest_other_ms: 0.25 + u,
                 }
             })
             .collect()
@@ -1053,6 +1070,8 @@ mod tests {
         runs[7].reclaim_ran_ms = 4.0;
         runs[7].others_ran_ms = 1.5;
         runs[7].window_steal_ms = 10.0;
+        runs[7].busiest_other = "kworker/1:1".into();
+        runs[7].busiest_other_ms = 1.25;
         runs[7].host_steal_ms = 10.0;
         // A rolled-back run: no total, but its stall counts.
         runs[11].phases.total_ms = 50.0;
@@ -1080,6 +1099,7 @@ mod tests {
                 reclaim_ran_ms: Some(4.0),
                 others_ran_ms: Some(1.5),
                 window_steal_ms: Some(10.0),
+                busiest_other: Some(("kworker/1:1".into(), 1.25)),
                 host_steal_ms: 10.0,
             }
         );

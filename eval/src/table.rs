@@ -218,7 +218,7 @@ pub fn table_one(report: &DemoReport) -> String {
         );
         let _ = writeln!(
             out,
-            "{:>6} {:>9} {:>9} {:>12} {:>15} {:>12} {:>11} {:>11}",
+            "{:>6} {:>9} {:>9} {:>12} {:>15} {:>12} {:>11} {:>11}  busiest other thread",
             "run",
             "total",
             "stall",
@@ -226,13 +226,13 @@ pub fn table_one(report: &DemoReport) -> String {
             "edgemob waited",
             "reclaim ran",
             "others ran",
-            "host steal"
+            "host steal",
         );
         for t in &r.tail_runs {
             let o = |v: Option<f64>| ms(v.unwrap_or(f64::NAN), true);
             let _ = writeln!(
                 out,
-                "{:>6} {:>9} {:>9} {:>12} {:>15} {:>12} {:>11} {:>11}",
+                "{:>6} {:>9} {:>9} {:>12} {:>15} {:>12} {:>11} {:>11}  {}",
                 t.run,
                 o(t.total_ms),
                 o(t.client_stall_ms),
@@ -241,7 +241,10 @@ pub fn table_one(report: &DemoReport) -> String {
                 o(t.reclaim_ran_ms),
                 o(t.others_ran_ms),
                 t.window_steal_ms
-                    .map_or(NA.to_string(), |v| format!("{v:.0}"))
+                    .map_or(NA.to_string(), |v| format!("{v:.0}")),
+                t.busiest_other
+                    .as_ref()
+                    .map_or(NA.to_string(), |(name, ms)| format!("{name} {ms:.3}"))
             );
         }
     }
@@ -381,6 +384,8 @@ mod tests {
         runs[2].reclaim_ran_ms = 4.5;
         runs[2].others_ran_ms = 0.75;
         runs[2].window_steal_ms = 10.0;
+        runs[2].busiest_other = "kworker/u8:3-events".into();
+        runs[2].busiest_other_ms = 0.5;
         runs[5].edgemob_waited_ms = f64::NAN;
         let t = table_one(&DemoReport::from_runs(&runs));
         let wait = t
@@ -405,7 +410,16 @@ mod tests {
         assert_eq!(
             row,
             [
-                "2", "7.500", "9.250", "3.250", "6.125", "4.500", "0.750", "10"
+                "2",
+                "7.500",
+                "9.250",
+                "3.250",
+                "6.125",
+                "4.500",
+                "0.750",
+                "10",
+                "kworker/u8:3-events",
+                "0.500"
             ]
         );
         assert!(t.is_ascii());
