@@ -13,7 +13,8 @@
 //!   second when something else holds them);
 //! * how long the guest's memory reclaim threads (DAMON's `kdamond`,
 //!   [`crate::reclaim`]) ran, and every other thread of the machine (the
-//!   demo's client and capture among them);
+//!   demo's client and capture among them, but not the process reading
+//!   the counters: its own reading would count);
 //! * the host's steal over the window ([`crate::steal`], in its 10 ms
 //!   ticks, so a short window reads 0 or a tick).
 //!
@@ -90,6 +91,7 @@ pub fn snapshot(ours: &[u32], reclaim: &[u32]) -> Snapshot {
         ours.iter().copied().collect(),
         reclaim.iter().copied().collect(),
     );
+    let me = std::process::id();
     let mut s = Snapshot {
         steal: crate::steal::host_steal(),
         ..Snapshot::default()
@@ -99,7 +101,9 @@ pub fn snapshot(ours: &[u32], reclaim: &[u32]) -> Snapshot {
     };
     let number = |e: &std::fs::DirEntry| e.file_name().to_str()?.parse::<u32>().ok();
     for p in procs.flatten() {
-        let Some(pid) = number(&p) else { continue };
+        let Some(pid) = number(&p).filter(|&pid| pid != me || ours.contains(&pid)) else {
+            continue;
+        };
         let whose = if ours.contains(&pid) {
             Whose::Edgemob
         } else if reclaim.contains(&pid) {
