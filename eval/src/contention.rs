@@ -150,7 +150,11 @@ impl Snapshot {
             *ran.entry(whose).or_default() += cpu;
             match whose {
                 Whose::Edgemob => waited += wait.saturating_sub(wait0),
-                Whose::Other if cpu > 0 && busiest.is_none_or(|(b, most)| (cpu, b) > (most, k)) => {
+                // Ties go to the lower (pid, tid), so the answer is stable.
+                Whose::Other
+                    if cpu > 0
+                        && busiest.is_none_or(|(b, most)| cpu > most || (cpu == most && k < b)) =>
+                {
                     busiest = Some((k, cpu))
                 }
                 _ => {}
@@ -249,6 +253,25 @@ mod tests {
                 steal_ms: 10.0,
             }
         );
+    }
+
+    #[test]
+    fn the_busiest_other_thread_is_stable_on_ties() {
+        use Whose::*;
+        let a = snap(&[((1, 1), (Edgemob, 0, 0))], 0);
+        let b = snap(
+            &[
+                ((1, 1), (Edgemob, 9_000_000, 0)),
+                ((8, 8), (Other, 1_000_000, 0)),
+                ((7, 7), (Other, 1_000_000, 0)),
+                ((6, 6), (Other, 500_000, 0)),
+            ],
+            0,
+        );
+        let busiest = a.until(&b).busiest_other.unwrap();
+        assert_eq!((busiest.pid, busiest.tid, busiest.ran_ms), (7, 7, 1.0));
+        let idle = snap(&[((1, 1), (Edgemob, 0, 0)), ((5, 5), (Other, 0, 0))], 0);
+        assert_eq!(a.until(&idle).busiest_other, None, "no other thread ran");
     }
 
     #[test]
