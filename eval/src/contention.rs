@@ -127,10 +127,7 @@ pub fn snapshot(ours: &[u32], reclaim: &[u32]) -> Snapshot {
 impl Snapshot {
     /// The contention between this snapshot and a `later` one.
     pub fn until(&self, later: &Snapshot) -> Contention {
-        let steal_ms = match (self.steal, later.steal) {
-            (Some(a), Some(b)) => b.saturating_sub(a).as_secs_f64() * 1e3,
-            _ => f64::NAN,
-        };
+        let steal_ms = crate::steal::ms_between(self.steal, later.steal).unwrap_or(f64::NAN);
         if self.threads.is_empty() || later.threads.is_empty() {
             return Contention {
                 busiest_other: None,

@@ -539,7 +539,9 @@ async fn one_run(
     }
     let contention = before.until(&crate::contention::snapshot(&pids, &reclaim));
     // Named now, while the thread most likely still runs.
-    let busiest = contention.busiest_other.map(|b| (b.name(), b.ran_ms));
+    let (busiest_other, busiest_other_ms) = contention
+        .busiest_other
+        .map_or((String::new(), f64::NAN), |b| (b.name(), b.ran_ms));
 
     // Let the download finish.
     let status = loop {
@@ -625,8 +627,8 @@ async fn one_run(
         reclaim_ran_ms: contention.reclaim_ran_ms,
         others_ran_ms: contention.others_ran_ms,
         window_steal_ms: contention.steal_ms,
-        busiest_other: busiest.as_ref().map_or(String::new(), |b| b.0.clone()),
-        busiest_other_ms: busiest.map_or(f64::NAN, |b| b.1),
+        busiest_other,
+        busiest_other_ms,
     })
 }
 

@@ -392,6 +392,11 @@ pub struct PerRunMs {
 }
 
 impl PerRunMs {
+    /// Summarizes one figure of every run (non-finite values are left out).
+    pub fn over(runs: &[RunRecord], figure: impl Fn(&RunRecord) -> f64) -> PerRunMs {
+        PerRunMs::of(&runs.iter().map(figure).collect::<Vec<_>>())
+    }
+
     /// Summarizes per-run values (non-finite values are left out).
     pub fn of(ms: &[f64]) -> PerRunMs {
         let s = Summary::of(ms);
@@ -518,10 +523,8 @@ impl DemoReport {
         let phases_ms = PhasesStats::of(&phases);
         let context: Vec<u64> = completed.iter().map(|r| r.context_bytes).collect();
         let app_context: Vec<u64> = completed.iter().map(|r| r.app_context_bytes).collect();
-        let stalls: Vec<f64> = runs.iter().map(|r| r.client_stall_ms).collect();
-        let client_stall_ms = PerRunMs::of(&stalls);
-        let baselines: Vec<f64> = runs.iter().map(|r| r.baseline_stall_ms).collect();
-        let client_stall_baseline_ms = PerRunMs::of(&baselines);
+        let client_stall_ms = PerRunMs::over(runs, |r| r.client_stall_ms);
+        let client_stall_baseline_ms = PerRunMs::over(runs, |r| r.baseline_stall_ms);
         let rst_seen = runs.iter().map(|r| r.rst_seen).sum::<usize>();
         let sha_ok = runs.iter().filter(|r| r.sha256_ok).count();
         let bytes_verified = !runs.is_empty() && sha_ok == runs.len();
@@ -574,13 +577,9 @@ impl DemoReport {
             client_stall_ms,
             client_stall_baseline_ms,
             host_steal_ms: StealStats::of(runs),
-            edgemob_ran_ms: PerRunMs::of(
-                &runs.iter().map(|r| r.edgemob_ran_ms).collect::<Vec<_>>(),
-            ),
-            edgemob_waited_ms: PerRunMs::of(
-                &runs.iter().map(|r| r.edgemob_waited_ms).collect::<Vec<_>>(),
-            ),
-            others_ran_ms: PerRunMs::of(&runs.iter().map(|r| r.others_ran_ms).collect::<Vec<_>>()),
+            edgemob_ran_ms: PerRunMs::over(runs, |r| r.edgemob_ran_ms),
+            edgemob_waited_ms: PerRunMs::over(runs, |r| r.edgemob_waited_ms),
+            others_ran_ms: PerRunMs::over(runs, |r| r.others_ran_ms),
             reclaim_windows: runs.iter().filter(|r| r.reclaim_ran_ms > 0.0).count(),
             tail_runs: TailRun::of(runs),
             damon_pageout: Vec::new(),

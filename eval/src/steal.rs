@@ -26,13 +26,16 @@ fn parse(stat: &str, hz: u64) -> Option<Duration> {
     ))
 }
 
+/// Steal between two [`host_steal`] readings, in ms; `None` when either is
+/// missing.
+pub fn ms_between(from: Option<Duration>, to: Option<Duration>) -> Option<f64> {
+    Some(to?.saturating_sub(from?).as_secs_f64() * 1e3)
+}
+
 /// Steal since `from` (a [`host_steal`] reading), in ms; 0 when either
 /// reading is missing.
 pub fn steal_ms_since(from: Option<Duration>) -> f64 {
-    match (from, host_steal()) {
-        (Some(a), Some(b)) => b.saturating_sub(a).as_secs_f64() * 1e3,
-        _ => 0.0,
-    }
+    ms_between(from, host_steal()).unwrap_or(0.0)
 }
 
 #[cfg(test)]
