@@ -8,17 +8,16 @@ use crate::cxtp_link::CxtpLinks;
 use crate::fdserver::FdServer;
 use crate::history::{History, Record};
 use crate::metrics::Metrics;
+use crate::migration::table::TargetEvent;
 use crate::mih_link::{MihLink, mihf_id};
 use crate::registry::Registry;
 use edgemob_mih::MihfId;
 use edgemob_session_migrate::{FourTuple, LockError, NetLock};
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::{mpsc, oneshot};
 
 /// What can stop an agent from starting.
 #[derive(Debug, thiserror::Error)]
@@ -40,15 +39,6 @@ pub enum StartError {
     History(std::io::Error),
 }
 
-/// How a waiting target learns what to do with an arrived UE.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ArrivalSignal {
-    /// The UE's radio path reached this eNBC: bring its connections to life.
-    PathSwitched,
-    /// The source cancelled the transfer (CTC): drop everything silently.
-    Cancelled,
-}
-
 /// Shared state of one agent.
 pub struct Node {
     pub cfg: Config,
@@ -61,14 +51,6 @@ pub struct Node {
     pub metrics: Arc<Metrics>,
     pub lock: Mutex<NetLock>,
     pub started: Instant,
-    /// TriggerHandover callers waiting for a migration's record.
-    pub done: Mutex<HashMap<u64, Vec<oneshot::Sender<Record>>>>,
-    /// Targets waiting to activate an arrived UE, by UE.
-    pub arriving: Mutex<HashMap<String, (u64, mpsc::UnboundedSender<ArrivalSignal>)>>,
-    /// Path switches reported before the UE's context arrived.
-    pub switched_early: Mutex<HashMap<String, Instant>>,
-    /// Sources keeping a moved UE's drop rules, by UE: firing ends it early.
-    pub lingering: Mutex<HashMap<String, oneshot::Sender<()>>>,
     /// Outgoing migrations allowed to run at once.
     pub migration_slots: tokio::sync::Semaphore,
     /// Keeps idle CPUs polling around migrations (`migration.cpu_latency`).
@@ -178,10 +160,6 @@ impl Node {
             metrics: Arc::clone(&metrics),
             lock: Mutex::new(lock),
             started: Instant::now(),
-            done: Mutex::new(HashMap::new()),
-            arriving: Mutex::new(HashMap::new()),
-            switched_early: Mutex::new(HashMap::new()),
-            lingering: Mutex::new(HashMap::new()),
             migration_slots: tokio::sync::Semaphore::new(cfg_max_concurrent),
             cpu,
         });
@@ -196,7 +174,7 @@ impl Node {
         cxtp.set_handlers(
             move |arrived| {
                 if let Some(n) = wa.upgrade() {
-                    tokio::spawn(crate::migration::target::receive(n, arrived));
+                    crate::migration::target::receive(n, arrived);
                 }
             },
             move |peer, mn| {
@@ -256,21 +234,12 @@ impl Node {
     }
 
     /// The first half of [`finish`](Self::finish): the record becomes
-    /// visible (metrics, MigrationHistory) and those waiting on the
-    /// migration get it.
+    /// visible (metrics, MigrationHistory).
     pub fn publish(&self, r: Record) -> Record {
         // The UE's path switch and its first resumed data follow.
         self.cpu.kick();
         self.metrics.record(&r);
         self.history.remember(r.clone());
-        let waiters = self
-            .done
-            .lock()
-            .expect("not poisoned")
-            .remove(&r.migration_id);
-        for w in waiters.into_iter().flatten() {
-            let _ = w.send(r.clone());
-        }
         r
     }
 
@@ -308,7 +277,8 @@ impl Node {
         }
     }
 
-    /// A service process went away: forget its services and their users.
+    /// A service process went away: forget its services and their users;
+    /// migrations waiting on them hear it at once.
     fn on_channel_closed(&self, channel: u64) {
         let mut reg = self.reg.lock().expect("not poisoned");
         for h in reg.services_on_channel(channel) {
@@ -318,73 +288,47 @@ impl Node {
                 .map(|s| s.name.clone())
                 .unwrap_or_default();
             let dropped = reg.remove_service(h);
+            reg.migrations.service_gone(h);
             tracing::info!(service = %name, connections = dropped, "service process gone; service deregistered");
         }
         drop(reg);
         self.update_gauges();
     }
 
-    /// The source cancelled a transfer to us.
+    /// The source cancelled a transfer to us (CTC).
     fn on_cancel(&self, peer: &str, mn: std::net::IpAddr) {
         let reg = self.reg.lock().expect("not poisoned");
-        let ue = reg
-            .users
-            .iter()
-            .find(|(_, u)| u.addr == mn && u.migrating.is_some())
-            .map(|(k, _)| k.clone());
-        drop(reg);
-        if let Some(ue) = ue
-            && let Some((_, tx)) = self.arriving.lock().expect("not poisoned").get(&ue)
-        {
+        if let Some((ue, i)) = reg.migrations.incoming_from(peer, mn) {
             tracing::info!(%peer, %ue, "source cancelled the transfer");
-            let _ = tx.send(ArrivalSignal::Cancelled);
+            let _ = i.events.send(TargetEvent::Cancelled);
         }
     }
 
     /// The UE's path reached this eNBC (CompleteHandover). Returns the
-    /// migration activated, or 0 if its context has not arrived yet.
+    /// incoming migration it applies to, or 0 if none was accepted yet (the
+    /// switch is kept for one that comes soon).
     pub fn path_switched(&self, ue: &str) -> u64 {
-        if let Some((mig, tx)) = self.arriving.lock().expect("not poisoned").get(ue) {
-            let _ = tx.send(ArrivalSignal::PathSwitched);
-            return *mig;
+        let mut reg = self.reg.lock().expect("not poisoned");
+        if let Some(i) = reg.migrations.get(ue).and_then(|m| m.incoming.as_ref()) {
+            let _ = i.events.send(TargetEvent::PathSwitched);
+            return i.id;
         }
-        self.switched_early
-            .lock()
-            .expect("not poisoned")
-            .insert(ue.to_owned(), Instant::now());
-        // Its packets may reach us now: lock the connections announced for
-        // an accepted handover of this UE.
-        let accepted: Vec<u64> = {
-            let reg = self.reg.lock().expect("not poisoned");
-            reg.expectations
-                .iter()
-                .filter(|(_, e)| e.ue == ue)
-                .map(|(id, _)| *id)
-                .collect()
-        };
-        for mig in accepted {
-            self.prelock(mig);
-        }
+        reg.migrations.entry(ue).switched_early = Some(Instant::now());
         0
     }
 }
 
-/// Drops stale handover state: accepted handovers whose CTD never came and
-/// early path-switch reports nobody claimed.
+/// Forgets path-switch reports nobody claimed.
 async fn janitor(node: std::sync::Weak<Node>) {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         tick.tick().await;
         let Some(n) = node.upgrade() else { return };
-        let now = Instant::now();
-        let expired = n.reg.lock().expect("not poisoned").expire_expectations(now);
-        for e in &expired {
-            n.unlock_tuples(e.locked_tuples());
-        }
-        n.switched_early
+        n.reg
             .lock()
             .expect("not poisoned")
-            .retain(|_, at| now.duration_since(*at) < Duration::from_secs(10));
+            .migrations
+            .expire_switched_early(Instant::now());
     }
 }
 

@@ -1,5 +1,6 @@
 //! `ServiceMobility`: the paper's six calls and the event stream.
 
+use crate::migration::table::{SourceEvent, TargetEvent};
 use crate::node::Node;
 use crate::registry::{Conn, ExportReply, ImportReply, UeRec};
 use edgemob_cxtp::Fpt;
@@ -79,19 +80,25 @@ impl ServiceApi {
                 }
             }
         };
-        let tx = reg
-            .exports
-            .remove(&(r.migration_id, r.service_handle))
+        let service = r.service_handle;
+        let entry = reg
+            .migrations
+            .find_outgoing_mut(&r.ue, r.migration_id)
+            .filter(|o| o.exporting.contains(&service))
             .ok_or_else(|| {
                 Status::not_found(format!(
                     "no export of UE {} is pending for migration {:#x} (too late?)",
                     r.ue, r.migration_id
                 ))
             })?;
-        let _ = tx.send(ExportReply {
-            context: r.context,
-            fpt: u32::from(fpt.code()),
-            error: r.error,
+        entry.exporting.remove(&service);
+        let _ = entry.events.send(SourceEvent::Exported {
+            service,
+            reply: ExportReply {
+                context: r.context,
+                fpt: u32::from(fpt.code()),
+                error: r.error,
+            },
         });
         Ok(())
     }
@@ -99,22 +106,25 @@ impl ServiceApi {
     /// ImportContext: a service answers ContextArrived.
     pub fn import(&self, r: pb::ImportContextRequest) -> Result<(), Status> {
         tracing::trace!(migration = r.migration_id, "ImportContext");
-        let tx = self
-            .0
-            .reg
-            .lock()
-            .expect("not poisoned")
-            .imports
-            .remove(&(r.migration_id, r.service_handle))
+        let service = r.service_handle;
+        let mut reg = self.0.reg.lock().expect("not poisoned");
+        let entry = reg
+            .migrations
+            .find_incoming_mut(&r.ue, r.migration_id)
+            .filter(|i| i.importing.contains(&service))
             .ok_or_else(|| {
                 Status::not_found(format!(
                     "no import of UE {} is pending for migration {:#x} (too late?)",
                     r.ue, r.migration_id
                 ))
             })?;
-        let _ = tx.send(ImportReply {
-            success: r.success,
-            error: r.error,
+        entry.importing.remove(&service);
+        let _ = entry.events.send(TargetEvent::Imported {
+            service,
+            reply: ImportReply {
+                success: r.success,
+                error: r.error,
+            },
         });
         Ok(())
     }

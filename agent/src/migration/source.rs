@@ -1,4 +1,5 @@
-//! The source side: a UE leaves this eNBC.
+//! The source's task: carries out what [`OutgoingMigration`] decides when a
+//! UE leaves this eNBC.
 //!
 //! ```text
 //! trigger ─► MIH_N2N_HO_Commit.request ─► confirm(Status)
@@ -11,12 +12,16 @@
 //!
 //! Until the CTDR says every context was installed, the UE's sockets exist
 //! here (frozen or live): a failure at any step leaves the session served
-//! by this eNBC.
+//! by this eNBC. The task holds the I/O (the MIH request, the CXTP
+//! transfer, the frozen sockets, the exported contexts); every decision is
+//! the state machine's.
 
 use super::manifest::{Manifest, ManifestConn, ManifestService};
-use super::{notify_services, unix_now_ns};
+use super::outgoing::{OutAction, OutInput, OutgoingConfig, OutgoingMigration};
+use super::table::{Departed, OutgoingEntry, SourceEvent};
+use super::{Finished, MigrationError, Side, notify_services, unix_now_ns};
 use crate::cxtp_link::TransferOutcome;
-use crate::history::{Direction, Outcome, Phases, Record, ns};
+use crate::history::{Direction, Outcome, Phases, Record};
 use crate::mih_link::{MihOutcome, mihf_id};
 use crate::node::Node;
 use crate::registry::{Conn, ExportReply, ServiceHandle};
@@ -28,10 +33,14 @@ use edgemob_mih::{
 use edgemob_paas_api::v1 as pb;
 use edgemob_paas_api::v1::service_event::Event as Ev;
 use edgemob_session_migrate::{FourTuple, FrozenSocket, dump};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::net::IpAddr;
 use std::os::fd::AsFd;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
 /// How long a source keeps dropping a moved UE's packets after the target
@@ -63,8 +72,8 @@ pub enum TriggerError {
 pub struct Triggered {
     pub migration_id: u64,
     pub already_migrating: bool,
-    /// Resolves to the record when the migration ends (None if it was
-    /// already running and we did not subscribe).
+    /// Resolves to the record when the migration ends (None if the UE is
+    /// arriving here, not leaving).
     pub done: Option<oneshot::Receiver<Record>>,
 }
 
@@ -92,16 +101,14 @@ pub fn trigger(
         .ok_or_else(|| TriggerError::UnknownUe(ue.to_owned()))?;
     if let Some(running) = rec.migrating {
         let (tx, rx) = oneshot::channel();
-        node.done
-            .lock()
-            .expect("not poisoned")
-            .entry(running)
-            .or_default()
-            .push(tx);
+        let done = reg.migrations.outgoing_mut(ue, running).map(|o| {
+            o.waiters.push(tx);
+            rx
+        });
         return Ok(Triggered {
             migration_id: running,
             already_migrating: true,
-            done: Some(rx),
+            done,
         });
     }
     if source_cell != 0 && source_cell != rec.cell {
@@ -119,29 +126,38 @@ pub fn trigger(
     };
     rec.migrating = Some(migration_id);
     let cell = rec.cell;
-    drop(reg);
     let (tx, rx) = oneshot::channel();
-    node.done
-        .lock()
-        .expect("not poisoned")
-        .insert(migration_id, vec![tx]);
+    let (events_tx, events) = mpsc::unbounded_channel();
+    reg.migrations.entry(ue).outgoing = Some(OutgoingEntry {
+        id: migration_id,
+        events: events_tx,
+        waiters: vec![tx],
+        exporting: Default::default(),
+    });
+    drop(reg);
     let span = tracing::info_span!("migration", id = migration_id, %ue, direction = "out");
-    tokio::spawn(
-        migrate_out(
-            Arc::clone(node),
-            migration_id,
-            ue.to_owned(),
-            peer,
-            cell,
-            target_cell,
-        )
-        .instrument(span),
-    );
+    let task = Outgoing {
+        node: Arc::clone(node),
+        mig: migration_id,
+        ue: ue.to_owned(),
+        peer,
+        source_cell: cell,
+        target_cell,
+    };
+    tokio::spawn(task.run(events).instrument(span));
     Ok(Triggered {
         migration_id,
         already_migrating: false,
         done: Some(rx),
     })
+}
+
+/// One service of the leaving UE.
+struct LeavingService {
+    handle: ServiceHandle,
+    name: String,
+    fpts: Vec<Fpt>,
+    connections: u16,
 }
 
 struct Frozen {
@@ -150,42 +166,139 @@ struct Frozen {
     socket: FrozenSocket,
 }
 
-async fn migrate_out(
+/// The UE's sockets, frozen: their images and their 4-tuples (locked).
+struct FrozenSet {
+    sockets: Vec<Frozen>,
+    images: Vec<Vec<u8>>,
+    tuples: Vec<FourTuple>,
+}
+
+type Pending<T> = Option<Pin<Box<dyn Future<Output = T> + Send>>>;
+
+/// What an outgoing migration is about.
+struct Outgoing {
     node: Arc<Node>,
     mig: u64,
     ue: String,
     peer: String,
     source_cell: u32,
     target_cell: u32,
-) {
-    let queued = Instant::now();
-    let _slot = node.migration_slots.acquire().await.expect("never closed");
-    let t0 = Instant::now();
-    let started = unix_now_ns();
-    let mut rec = Record {
-        migration_id: mig,
-        ue: ue.clone(),
-        direction: Direction::Out,
-        peer: peer.clone(),
-        source_cell,
-        target_cell,
-        outcome: Outcome::Failed,
-        reason: String::new(),
-        phases: Phases::default(),
-        context_bytes: 0,
-        app_context_bytes: 0,
-        connections: 0,
-        started_unix_ns: started,
-    };
-    rec.phases.queued_ns = ns(t0 - queued);
+}
 
-    // What the UE uses here.
-    let (ue_addr, services, connections) = {
-        let reg = node.reg.lock().expect("not poisoned");
-        let Some(u) = reg.users.get(&ue) else { return };
+/// The I/O side of an outgoing migration while it runs.
+struct Io {
+    ue_addr: IpAddr,
+    services: Vec<LeavingService>,
+    handles: Vec<ServiceHandle>,
+    announced: Vec<MovingConnection>,
+    exports: Vec<(ServiceHandle, ExportReply)>,
+    frozen: Option<FrozenSet>,
+    commit: Pending<Result<(), MigrationError>>,
+    transfer: Pending<Result<(), MigrationError>>,
+    record: Record,
+    /// The finished record, logged once every action is done.
+    to_log: Option<Record>,
+}
+
+enum Woke {
+    Event(Option<SourceEvent>),
+    Commit(Result<(), MigrationError>),
+    Transfer(Result<(), MigrationError>),
+    Timer,
+}
+
+impl Outgoing {
+    async fn run(self, mut events: mpsc::UnboundedReceiver<SourceEvent>) {
+        let queued = Instant::now();
+        let _slot = self
+            .node
+            .migration_slots
+            .acquire()
+            .await
+            .expect("never closed");
+        let t0 = Instant::now();
+        let Some(mut io) = self.gather(t0 - queued) else {
+            // The UE went away while the migration waited for a slot.
+            self.node
+                .reg
+                .lock()
+                .expect("not poisoned")
+                .migrations
+                .update(&self.ue, |m| {
+                    m.outgoing = None;
+                });
+            return;
+        };
+        let cfg = &self.node.cfg;
+        let sm_cfg = OutgoingConfig {
+            overlap_export: cfg.migration.overlap_export,
+            commit_timeout: Duration::from_millis(cfg.timers.mih_response_ms),
+            export_timeout: Duration::from_millis(cfg.timers.export_ms),
+            transfer_timeout: Duration::from_millis(cfg.timers.cxtp_transfer_ms),
+        };
+        let (mut sm, actions) = OutgoingMigration::start(sm_cfg, &self.peer, &io.handles, t0);
+        self.execute(&mut sm, &mut io, actions).await;
+        while !sm.is_over() {
+            let deadline = sm.poll_timeout();
+            let (has_commit, has_transfer) = (io.commit.is_some(), io.transfer.is_some());
+            let (commit, transfer) = (&mut io.commit, &mut io.transfer);
+            let woke = tokio::select! {
+                biased;
+                e = events.recv() => Woke::Event(e),
+                c = async { commit.as_mut().expect("guarded").await }, if has_commit => Woke::Commit(c),
+                t = async { transfer.as_mut().expect("guarded").await }, if has_transfer => Woke::Transfer(t),
+                _ = crate::timer(deadline) => Woke::Timer,
+            };
+            let now = Instant::now();
+            let actions = match woke {
+                Woke::Event(Some(SourceEvent::Exported { service, reply })) => {
+                    let result = if reply.error.is_empty() {
+                        io.exports.push((service, reply));
+                        Ok(())
+                    } else {
+                        Err(MigrationError::ExportRefused {
+                            service: io.name_of(service),
+                            why: reply.error,
+                        })
+                    };
+                    sm.handle(OutInput::Exported { service, result }, now)
+                }
+                Woke::Event(Some(SourceEvent::ServiceGone(service))) => {
+                    let result = Err(MigrationError::ExportServiceGone {
+                        service: io.name_of(service),
+                    });
+                    sm.handle(OutInput::Exported { service, result }, now)
+                }
+                // The table keeps the sender while the migration runs.
+                Woke::Event(None) => {
+                    sm.rollback(MigrationError::UeDeregistered(self.ue.clone()), now)
+                }
+                Woke::Commit(c) => {
+                    io.commit = None;
+                    tracing::trace!("commit answered");
+                    sm.handle(OutInput::CommitAnswered(c), now)
+                }
+                Woke::Transfer(t) => {
+                    io.transfer = None;
+                    tracing::trace!("CTDR received");
+                    sm.handle(OutInput::TransferEnded(t), now)
+                }
+                Woke::Timer => sm.handle_timeout(now),
+            };
+            self.execute(&mut sm, &mut io, actions).await;
+        }
+        if let Some(rec) = io.to_log.take() {
+            self.node.log(rec);
+        }
+    }
+
+    /// What the UE uses here, or None if it is no longer served.
+    fn gather(&self, queued: Duration) -> Option<Io> {
+        let reg = self.node.reg.lock().expect("not poisoned");
+        let u = reg.users.get(&self.ue)?;
         // Announced so that the target can drop their packets from the
         // moment it accepts.
-        let connections: Vec<MovingConnection> = u
+        let announced = u
             .services
             .values()
             .flatten()
@@ -194,302 +307,357 @@ async fn migrate_out(
                 peer: c.peer,
             })
             .collect();
-        let services: Vec<(ServiceHandle, String, Vec<Fpt>, u16)> = u
+        let services: Vec<LeavingService> = u
             .services
             .iter()
             .filter_map(|(h, conns)| {
-                reg.services
-                    .get(h)
-                    .map(|s| (*h, s.name.clone(), s.fpts.clone(), conns.len() as u16))
+                reg.services.get(h).map(|s| LeavingService {
+                    handle: *h,
+                    name: s.name.clone(),
+                    fpts: s.fpts.clone(),
+                    connections: conns.len() as u16,
+                })
             })
             .collect();
-        (u.addr, services, connections)
-    };
-    let handles: Vec<ServiceHandle> = services.iter().map(|s| s.0).collect();
-
-    // 1. MIH_N2N_HO_Commit: can the target host this UE's services?
-    let request = Message::N2nHoCommitRequest(N2nHoCommitRequest {
-        mn_mihf_id: mihf_id(&ue),
-        mn_link_id: LinkId {
-            link_type: LinkType::WIRELESS_OTHER,
-            addr: LinkAddr::Cell3g {
-                plmn: PLMN,
-                cell_id: source_cell,
-            },
-        },
-        poa: LinkAddr::Cell3g {
-            plmn: PLMN,
-            cell_id: target_cell,
-        },
-        requested_resources: None,
-        edgemob: Some(EdgemobInfo {
-            migration_id: Some(mig),
-            ue_address: Some(ue_addr),
-            source_cell: Some(source_cell),
-            services: services
-                .iter()
-                .map(|(_, name, fpts, conns)| ServiceDemand {
-                    name: name.clone().into(),
-                    fpts: fpts.iter().map(|f| f.code()).collect(),
-                    context_bytes: 0,
-                    connections: *conns,
-                })
-                .collect(),
-            reason: None,
-            connections,
-        }),
-    });
-    // 1 and 2 run together: the services pause and export while the target
-    // decides (speculative export, `overlap_export`). Each phase keeps its
-    // own duration; a refusal merely resumes the services.
-    let overlap = node.cfg.migration.overlap_export;
-    tracing::trace!("commit request");
-    let commit = async {
-        if overlap {
-            // The export is the longer branch: let its event reach the
-            // service (another task on this thread) before the request goes.
-            tokio::task::yield_now().await;
-        }
-        let dst = mihf_id(&peer);
-        let request = node
-            .mih
-            .request(&dst, request)
-            .instrument(tracing::info_span!("mih_commit"));
-        tokio::pin!(request);
-        // The first poll sends the request. Only then ask for polling
-        // CPUs: the request costs tens of microseconds (it wakes every idle
-        // CPU), the service's export and the target's answer overlap it.
-        let first = futures::poll!(&mut request);
-        node.cpu.kick();
-        let r = match first {
-            std::task::Poll::Ready(r) => r,
-            std::task::Poll::Pending => request.await,
+        let mut record = Record {
+            migration_id: self.mig,
+            ue: self.ue.clone(),
+            direction: Direction::Out,
+            peer: self.peer.clone(),
+            source_cell: self.source_cell,
+            target_cell: self.target_cell,
+            outcome: Outcome::Failed,
+            reason: String::new(),
+            phases: Phases::default(),
+            context_bytes: 0,
+            app_context_bytes: 0,
+            connections: 0,
+            started_unix_ns: unix_now_ns(),
         };
-        tracing::trace!("commit confirmed");
-        (r, Instant::now())
-    };
-    let export = async {
-        let r = export_contexts(&node, mig, &ue, target_cell, &services)
-            .instrument(tracing::info_span!("app_data"))
-            .await;
-        tracing::trace!("contexts exported");
-        (r, Instant::now())
-    };
-    tokio::pin!(commit, export);
-    let mut commit_done = None;
-    let mut export_done = None;
-    if !overlap {
-        commit_done = Some((&mut commit).await);
+        record.phases.queued_ns = crate::history::ns(queued);
+        Some(Io {
+            ue_addr: u.addr,
+            handles: services.iter().map(|s| s.handle).collect(),
+            services,
+            announced,
+            exports: Vec::new(),
+            frozen: None,
+            commit: None,
+            transfer: None,
+            record,
+            to_log: None,
+        })
     }
-    let t_export = Instant::now();
-    // 3 may run early too: once the services have exported while the
-    // target still decides, the sockets are frozen at once, off the
-    // critical path. A refusal thaws them (they were silent, not gone).
-    let mut early: Option<(Result<FrozenSet, String>, Duration)> = None;
-    loop {
-        if commit_done.is_some() && export_done.is_some() {
-            break;
-        }
-        tokio::select! {
-            biased;
-            e = &mut export, if export_done.is_none() && commit_done.as_ref().is_none_or(|c| commit_ok(&c.0)) => export_done = Some(e),
-            c = &mut commit, if commit_done.is_none() => commit_done = Some(c),
-        }
-        // Stop early when either side failed.
-        if commit_done.as_ref().is_some_and(|c| !commit_ok(&c.0))
-            || export_done.as_ref().is_some_and(|e| e.0.is_err())
-        {
-            break;
-        }
-        if early.is_none() && commit_done.is_none() && export_done.is_some() {
-            early = Some(timed_freeze(&node, &ue));
-        }
-    }
-    let export_asked = overlap || commit_done.as_ref().is_some_and(|c| commit_ok(&c.0));
-    if let Some((_, at)) = &commit_done {
-        rec.phases.mih_commit_ns = ns(*at - t0);
-    }
-    if let Some((_, at)) = &export_done {
-        rec.phases.app_data_ns = ns(*at - t_export);
-    }
-    let refused = match commit_done.map(|c| c.0) {
-        None => None, // the export failed first; handled below
-        Some(outcome) => commit_failure(outcome, &peer, node.cfg.timers.mih_response_ms),
-    };
-    if let Some((outcome, reason)) = refused {
-        if let Some((Ok((frozen, _, tuples)), took)) = early {
-            rec.phases.socket_data_ns = ns(took);
-            unfreeze(&node, &ue, frozen, &tuples);
-        }
-        if export_asked {
-            clear_exports(&node, mig, &handles);
-            notify_services(&node, &handles, || {
-                Ev::RolledBack(pb::MigrationRolledBack {
-                    migration_id: mig,
-                    ue: ue.clone(),
-                    reason: reason.clone(),
-                })
-            });
-        } else {
-            notify_services(&node, &handles, || {
-                Ev::Failed(pb::MigrationFailed {
-                    migration_id: mig,
-                    ue: ue.clone(),
-                    reason: reason.clone(),
-                    direction: pb::Direction::Out as i32,
-                })
-            });
-        }
-        end_without_freezing(&node, &ue, &mut rec, outcome, reason, t0);
-        return;
-    }
-    let exports = match export_done.map(|e| e.0) {
-        Some(Ok(e)) => e,
-        Some(Err(reason)) => {
-            // The target may have accepted already: the handover is off.
-            report_abandoned(&node, &peer, &ue, source_cell, target_cell);
-            clear_exports(&node, mig, &handles);
-            notify_services(&node, &handles, || {
-                Ev::RolledBack(pb::MigrationRolledBack {
-                    migration_id: mig,
-                    ue: ue.clone(),
-                    reason: reason.clone(),
-                })
-            });
-            finish_rollback_bookkeeping(&node, &ue, &mut rec, reason, t0);
-            return;
-        }
-        None => unreachable!("the loop ends with both phases done or one failed"),
-    };
-    // 3. Retrieving sockets data: lock, then dump (freeze) each connection
-    // (unless that was done while the commit was out).
-    let (frozen, took) = early.unwrap_or_else(|| timed_freeze(&node, &ue));
-    tracing::trace!("sockets frozen");
-    rec.phases.socket_data_ns = ns(took);
-    // The transfer starts when both the commit and the freeze are done.
-    let t3 = Instant::now();
-    let (frozen, images, tuples) = match frozen {
-        Ok(f) => f,
-        Err(reason) => {
-            notify_services(&node, &handles, || {
-                Ev::RolledBack(pb::MigrationRolledBack {
-                    migration_id: mig,
-                    ue: ue.clone(),
-                    reason: reason.clone(),
-                })
-            });
-            finish_rollback_bookkeeping(&node, &ue, &mut rec, reason, t0);
-            return;
-        }
-    };
-    rec.connections = frozen.len() as u32;
 
-    // 4. CXTP: one transfer with the manifest, the contexts and the images.
-    let mut contexts = Vec::with_capacity(1 + exports.len() + images.len());
-    let mut manifest = Manifest {
-        migration_id: mig,
-        ue: ue.clone(),
-        source_cell,
-        target_cell,
-        services: Vec::new(),
-    };
-    contexts.push(Context::new(Fpt::MIGRATION_MANIFEST, Vec::new())); // placeholder
-    for (handle, name, reply) in &exports {
-        let context_index = contexts.len() as u32;
-        contexts.push(Context::new(Fpt(reply.fpt as u16), reply.context.clone()));
-        let mut conns = Vec::new();
-        for (f, img) in frozen.iter().zip(&images) {
-            if f.handle == *handle {
-                conns.push(ManifestConn {
-                    connection_id: f.id,
-                    image_index: contexts.len() as u32,
-                });
-                contexts.push(Context::new(Fpt::TCP_CONNECTION_IMAGE, img.clone()));
+    /// Carries out the machine's actions; what completes at once (the
+    /// freeze, a failed send) is fed back and its actions follow.
+    async fn execute(&self, sm: &mut OutgoingMigration, io: &mut Io, actions: Vec<OutAction>) {
+        let mut queue: VecDeque<OutAction> = actions.into();
+        while let Some(action) = queue.pop_front() {
+            let fed = match action {
+                OutAction::SendCommit => {
+                    io.commit = Some(self.send_commit(io));
+                    None
+                }
+                OutAction::RequestExports => {
+                    self.request_exports(io)
+                        .err()
+                        .map(|(service, e)| OutInput::Exported {
+                            service,
+                            result: Err(e),
+                        })
+                }
+                OutAction::Freeze => {
+                    let frozen = tracing::info_span!("socket_data")
+                        .in_scope(|| freeze_connections(&self.node, &self.ue));
+                    tracing::trace!("sockets frozen");
+                    Some(OutInput::Frozen(frozen.map(|f| {
+                        let n = f.sockets.len() as u32;
+                        io.frozen = Some(f);
+                        n
+                    })))
+                }
+                OutAction::SendContexts => self
+                    .send_contexts(io)
+                    .err()
+                    .map(|e| OutInput::TransferEnded(Err(e))),
+                OutAction::CancelTransfer => {
+                    io.transfer = None;
+                    if let Some(link) = self.node.cxtp.peer(&self.peer) {
+                        link.cancel(io.ue_addr);
+                    }
+                    None
+                }
+                OutAction::Thaw => {
+                    if let Some(f) = io.frozen.take() {
+                        unfreeze(&self.node, &self.ue, f);
+                    }
+                    None
+                }
+                OutAction::Release => {
+                    if let Some(f) = io.frozen.take() {
+                        self.release(f);
+                    }
+                    None
+                }
+                OutAction::ClearExports => {
+                    let mut reg = self.node.reg.lock().expect("not poisoned");
+                    if let Some(o) = reg.migrations.outgoing_mut(&self.ue, self.mig) {
+                        o.exporting.clear();
+                    }
+                    None
+                }
+                OutAction::ReportAbandoned => {
+                    report_ho_complete(
+                        &self.node,
+                        &self.peer,
+                        &self.ue,
+                        self.source_cell,
+                        self.target_cell,
+                        edgemob_mih::HoResult::FAILURE,
+                    );
+                    None
+                }
+                OutAction::Notify(n) => {
+                    notify_services(&self.node, &io.handles, || {
+                        n.event(self.mig, &self.ue, Side::Source)
+                    });
+                    None
+                }
+                OutAction::Finish(f) => {
+                    let completed = f.outcome == Outcome::Completed;
+                    self.finish(io, f);
+                    if completed {
+                        // The trigger's answer (and so the UE's path switch)
+                        // goes out before the tidying up.
+                        tokio::task::yield_now().await;
+                    }
+                    None
+                }
+            };
+            if let Some(input) = fed {
+                queue.extend(sm.handle(input, Instant::now()));
             }
         }
-        manifest.services.push(ManifestService {
-            name: name.clone(),
-            fpt: reply.fpt,
-            context_index,
-            connections: conns,
-        });
-    }
-    contexts[0] = manifest.to_context();
-    rec.context_bytes = contexts.iter().map(|c| c.data.len() as u64).sum();
-    rec.app_context_bytes = exports.iter().map(|(_, _, r)| r.context.len() as u64).sum();
-    let Some(link) = node.cxtp.peer(&peer).cloned() else {
-        rollback(
-            &node,
-            &ue,
-            &handles,
-            frozen,
-            &tuples,
-            &mut rec,
-            format!("no CXTP link to {peer}"),
-            t0,
-        );
-        return;
-    };
-    tracing::debug!(octets = rec.context_bytes, "sending contexts");
-    let result = link
-        .transfer(ue_addr, contexts)
-        .instrument(tracing::info_span!("cxtp"))
-        .await;
-    let t4 = Instant::now();
-    tracing::trace!("CTDR received");
-    rec.phases.cxtp_ns = ns(t4 - t3);
-    let failure = match result {
-        Ok(TransferOutcome::Acked { all_ok: true, .. }) => None,
-        Ok(TransferOutcome::Acked { statuses, .. }) => Some(format!(
-            "target {peer} could not install the contexts: {}",
-            statuses
-                .iter()
-                .filter(|(_, s)| !s.is_success())
-                .map(|(f, s)| format!("{f}={s}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
-        Ok(TransferOutcome::TimedOut) => Some(format!(
-            "no CTDR from {peer} within {} ms",
-            node.cfg.timers.cxtp_transfer_ms
-        )),
-        Ok(TransferOutcome::Cancelled) => Some(format!("{peer} cancelled the transfer")),
-        Ok(TransferOutcome::ConnectionLost) => Some(format!(
-            "CXTP connection to {peer} lost during the transfer"
-        )),
-        Err(e) => Some(format!("cannot send the contexts: {e}")),
-    };
-    if let Some(reason) = failure {
-        // A timed-out transfer was already cancelled (CTC) by the endpoint.
-        rollback(&node, &ue, &handles, frozen, &tuples, &mut rec, reason, t0);
-        return;
     }
 
-    // 5. Success: the target holds the session. Keep dropping the UE's
-    // stray packets until the target reports the handover complete (or
-    // the linger ends).
-    schedule_unlock(&node, &ue, tuples);
-    node.reg.lock().expect("not poisoned").users.remove(&ue);
-    rec.outcome = Outcome::Completed;
-    rec.phases.total_ns = ns(t4 - t0);
-    // Whoever waits on this migration (an operator's TriggerHandover)
-    // hears first: the UE's path switch follows from that answer, and
-    // the client waits for it. Tidying up and the log can wait a moment.
-    let rec = node.publish(rec);
-    tokio::task::yield_now().await;
-    for f in frozen {
-        f.socket.release(); // silently: still in repair mode
+    /// MIH_N2N_HO_Commit: can the target host this UE's services? Sent on
+    /// the future's first poll.
+    fn send_commit(
+        &self,
+        io: &Io,
+    ) -> Pin<Box<dyn Future<Output = Result<(), MigrationError>> + Send>> {
+        let request = Message::N2nHoCommitRequest(N2nHoCommitRequest {
+            mn_mihf_id: mihf_id(&self.ue),
+            mn_link_id: LinkId {
+                link_type: LinkType::WIRELESS_OTHER,
+                addr: LinkAddr::Cell3g {
+                    plmn: PLMN,
+                    cell_id: self.source_cell,
+                },
+            },
+            poa: LinkAddr::Cell3g {
+                plmn: PLMN,
+                cell_id: self.target_cell,
+            },
+            requested_resources: None,
+            edgemob: Some(EdgemobInfo {
+                migration_id: Some(self.mig),
+                ue_address: Some(io.ue_addr),
+                source_cell: Some(self.source_cell),
+                services: io
+                    .services
+                    .iter()
+                    .map(|s| ServiceDemand {
+                        name: s.name.clone().into(),
+                        fpts: s.fpts.iter().map(|f| f.code()).collect(),
+                        context_bytes: 0,
+                        connections: s.connections,
+                    })
+                    .collect(),
+                reason: None,
+                connections: io.announced.clone(),
+            }),
+        });
+        let node = Arc::clone(&self.node);
+        let peer = self.peer.clone();
+        let overlap = node.cfg.migration.overlap_export;
+        let started = Instant::now();
+        Box::pin(
+            async move {
+                if overlap {
+                    // The export is the longer branch: let its event reach the
+                    // service (another task on this thread) before the request goes.
+                    tokio::task::yield_now().await;
+                }
+                let dst = mihf_id(&peer);
+                let request = node.mih.request(&dst, request);
+                tokio::pin!(request);
+                // The first poll sends the request. Only then ask for polling
+                // CPUs: the request costs tens of microseconds (it wakes every
+                // idle CPU), the service's export and the target's answer
+                // overlap it.
+                let first = futures::poll!(&mut request);
+                node.cpu.kick();
+                let r = match first {
+                    std::task::Poll::Ready(r) => r,
+                    std::task::Poll::Pending => request.await,
+                };
+                commit_answer(r, &peer, started.elapsed())
+            }
+            .instrument(tracing::info_span!("mih_commit")),
+        )
     }
-    notify_services(&node, &handles, || {
-        Ev::Completed(pb::MigrationCompleted {
-            migration_id: mig,
-            ue: ue.clone(),
-            direction: pb::Direction::Out as i32,
-        })
-    });
-    node.log(rec);
-    if let Some(dir) = &node.cfg.history.images {
-        save_images(dir.join(format!("{mig:016x}")), images);
+
+    /// Sends ExportRequested to every service; on failure, the service that
+    /// is not listening and why.
+    fn request_exports(&self, io: &Io) -> Result<(), (ServiceHandle, MigrationError)> {
+        let mut reg = self.node.reg.lock().expect("not poisoned");
+        let crate::registry::Registry {
+            services,
+            migrations,
+            ..
+        } = &mut *reg;
+        let Some(entry) = migrations.outgoing_mut(&self.ue, self.mig) else {
+            return Ok(());
+        };
+        for s in &io.services {
+            entry.exporting.insert(s.handle);
+            let sent = services.get(&s.handle).is_some_and(|svc| {
+                svc.notify(Ev::ExportRequested(pb::ExportRequested {
+                    migration_id: self.mig,
+                    ue: self.ue.clone(),
+                    target_cell: self.target_cell,
+                }))
+            });
+            if !sent {
+                return Err((
+                    s.handle,
+                    MigrationError::ServiceNotListening {
+                        service: s.name.clone(),
+                        fpt: s.fpts.first().copied().unwrap_or(Fpt::SERVICE_APP_CONTEXT),
+                    },
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// One transfer with the manifest, the contexts and the images.
+    fn send_contexts(&self, io: &mut Io) -> Result<(), MigrationError> {
+        let Some(frozen) = &io.frozen else {
+            return Err(MigrationError::Dump("no frozen connections to send".into()));
+        };
+        let mut contexts = Vec::with_capacity(1 + io.exports.len() + frozen.images.len());
+        let mut manifest = Manifest {
+            migration_id: self.mig,
+            ue: self.ue.clone(),
+            source_cell: self.source_cell,
+            target_cell: self.target_cell,
+            services: Vec::new(),
+        };
+        contexts.push(Context::new(Fpt::MIGRATION_MANIFEST, Vec::new())); // placeholder
+        // In the order the services were asked, whatever order they answered in.
+        for s in &io.services {
+            let Some((_, reply)) = io.exports.iter().find(|(h, _)| *h == s.handle) else {
+                continue;
+            };
+            let context_index = contexts.len() as u32;
+            contexts.push(Context::new(Fpt(reply.fpt as u16), reply.context.clone()));
+            let mut conns = Vec::new();
+            for (f, img) in frozen.sockets.iter().zip(&frozen.images) {
+                if f.handle == s.handle {
+                    conns.push(ManifestConn {
+                        connection_id: f.id,
+                        image_index: contexts.len() as u32,
+                    });
+                    contexts.push(Context::new(Fpt::TCP_CONNECTION_IMAGE, img.clone()));
+                }
+            }
+            manifest.services.push(ManifestService {
+                name: s.name.clone(),
+                fpt: reply.fpt,
+                context_index,
+                connections: conns,
+            });
+        }
+        contexts[0] = manifest.to_context();
+        io.record.context_bytes = contexts.iter().map(|c| c.data.len() as u64).sum();
+        io.record.app_context_bytes = io.exports.iter().map(|(_, r)| r.context.len() as u64).sum();
+        let link =
+            self.node
+                .cxtp
+                .peer(&self.peer)
+                .cloned()
+                .ok_or_else(|| MigrationError::NoCxtpLink {
+                    peer: self.peer.clone(),
+                })?;
+        tracing::debug!(octets = io.record.context_bytes, "sending contexts");
+        let peer = self.peer.clone();
+        let transfer_ms = self.node.cfg.timers.cxtp_transfer_ms;
+        let ue_addr = io.ue_addr;
+        io.transfer = Some(Box::pin(
+            async move {
+                let r = link.transfer(ue_addr, contexts).await;
+                transfer_result(r, &peer, transfer_ms)
+            }
+            .instrument(tracing::info_span!("cxtp")),
+        ));
+        Ok(())
+    }
+
+    /// The target holds the session: forget the UE here; keep dropping its
+    /// stray packets until the target reports the handover complete.
+    fn release(&self, f: FrozenSet) {
+        schedule_unlock(&self.node, &self.ue, self.mig, f.tuples);
+        for s in f.sockets {
+            s.socket.release(); // silently: still in repair mode
+        }
+        if let Some(dir) = &self.node.cfg.history.images {
+            save_images(dir.join(format!("{:016x}", self.mig)), f.images);
+        }
+    }
+
+    /// Ends the migration's bookkeeping and publishes its record.
+    fn finish(&self, io: &mut Io, f: Finished) {
+        let waiters = {
+            let mut reg = self.node.reg.lock().expect("not poisoned");
+            if f.outcome == Outcome::Completed {
+                reg.users.remove(&self.ue);
+            } else if let Some(u) = reg.users.get_mut(&self.ue) {
+                u.migrating = None;
+            }
+            reg.migrations
+                .update(&self.ue, |m| m.outgoing.take())
+                .flatten()
+                .map(|o| o.waiters)
+                .unwrap_or_default()
+        };
+        let mut rec = io.record.clone();
+        rec.outcome = f.outcome;
+        rec.connections = f.connections;
+        let queued = rec.phases.queued_ns;
+        rec.phases = f.phases;
+        rec.phases.queued_ns = queued;
+        if let Some(e) = &f.error {
+            rec.reason = e.to_string();
+            tracing::warn!(reason = %rec.reason, outcome = ?f.outcome, "migration did not complete");
+        }
+        let rec = self.node.publish(rec);
+        for w in waiters {
+            let _ = w.send(rec.clone());
+        }
+        io.to_log = Some(rec);
+    }
+}
+
+impl Io {
+    fn name_of(&self, h: ServiceHandle) -> String {
+        self.services
+            .iter()
+            .find(|s| s.handle == h)
+            .map(|s| s.name.clone())
+            .unwrap_or_else(|| format!("#{h}"))
     }
 }
 
@@ -511,64 +679,82 @@ fn save_images(dir: std::path::PathBuf, images: Vec<Vec<u8>>) {
     });
 }
 
-type Exported = Vec<(ServiceHandle, String, ExportReply)>;
-
-fn commit_ok(r: &Result<MihOutcome, edgemob_mih::SendError>) -> bool {
-    matches!(r, Ok(MihOutcome::Confirm(m)) if matches!(&**m, Message::N2nHoCommitConfirm(c) if c.status.is_success()))
-}
-
-/// Why a commit did not go through, if it did not.
-fn commit_failure(
+/// The target's answer to the commit, as the state machine takes it.
+fn commit_answer(
     outcome: Result<MihOutcome, edgemob_mih::SendError>,
     peer: &str,
-    response_ms: u64,
-) -> Option<(Outcome, String)> {
-    let outcome = outcome.map(|o| match o {
-        MihOutcome::Confirm(m) => Ok(*m),
-        MihOutcome::Timeout { acknowledged } => Err(acknowledged),
-    });
+    waited: Duration,
+) -> Result<(), MigrationError> {
     match outcome {
-        Ok(Ok(Message::N2nHoCommitConfirm(c))) if c.status.is_success() => None,
-        Ok(Ok(Message::N2nHoCommitConfirm(c))) => {
-            let why = c
-                .edgemob
-                .and_then(|e| e.reason)
-                .map(|r| String::from_utf8_lossy(&r.text).into_owned())
-                .unwrap_or_else(|| format!("status {}", c.status.0));
-            Some((Outcome::Rejected, format!("target {peer} refused: {why}")))
+        Ok(MihOutcome::Confirm(m)) => match *m {
+            Message::N2nHoCommitConfirm(c) if c.status.is_success() => Ok(()),
+            Message::N2nHoCommitConfirm(c) => {
+                let why = c
+                    .edgemob
+                    .and_then(|e| e.reason)
+                    .map(|r| String::from_utf8_lossy(&r.text).into_owned())
+                    .unwrap_or_else(|| format!("status {}", c.status.0));
+                Err(MigrationError::Refused {
+                    peer: peer.to_owned(),
+                    why,
+                })
+            }
+            other => Err(MigrationError::CommitUnexpected {
+                peer: peer.to_owned(),
+                message: other.name().to_owned(),
+            }),
+        },
+        Ok(MihOutcome::Timeout { acknowledged }) => Err(MigrationError::CommitTimeout {
+            peer: peer.to_owned(),
+            waited_ms: waited.as_millis() as u64,
+            acknowledged,
+        }),
+        Err(e) => Err(MigrationError::CommitSend(e.to_string())),
+    }
+}
+
+/// How the transfer ended, as the state machine takes it.
+fn transfer_result(
+    r: Result<TransferOutcome, crate::cxtp_link::TransferError>,
+    peer: &str,
+    transfer_ms: u64,
+) -> Result<(), MigrationError> {
+    let peer = peer.to_owned();
+    match r {
+        Ok(TransferOutcome::Acked { all_ok: true, .. }) => Ok(()),
+        Ok(TransferOutcome::Acked { statuses, .. }) => Err(MigrationError::NotInstalled {
+            peer,
+            statuses: statuses
+                .iter()
+                .filter(|(_, s)| !s.is_success())
+                .map(|(f, s)| format!("{f}={s}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+        Ok(TransferOutcome::TimedOut) => Err(MigrationError::NoCtdr {
+            peer,
+            waited_ms: transfer_ms,
+        }),
+        Ok(TransferOutcome::Cancelled) => Err(MigrationError::TransferCancelled { peer }),
+        Ok(TransferOutcome::ConnectionLost) => Err(MigrationError::ConnectionLost { peer }),
+        Err(crate::cxtp_link::TransferError::NotConnected(_)) => {
+            Err(MigrationError::NoCxtpLink { peer })
         }
-        Ok(Ok(other)) => Some((
-            Outcome::Failed,
-            format!("unexpected {} from {peer}", other.name()),
-        )),
-        Ok(Err(acknowledged)) => Some((
-            Outcome::Failed,
-            format!(
-                "no MIH_N2N_HO_Commit response from {peer} within {response_ms} ms{}",
-                if acknowledged {
-                    " (request acknowledged)"
-                } else {
-                    ""
-                }
-            ),
-        )),
-        Err(e) => Some((
-            Outcome::Failed,
-            format!("cannot send MIH_N2N_HO_Commit: {e}"),
-        )),
+        Err(e) => Err(MigrationError::TransferSend(e.to_string())),
     }
 }
 
-fn clear_exports(node: &Node, mig: u64, handles: &[ServiceHandle]) {
-    let mut reg = node.reg.lock().expect("not poisoned");
-    for h in handles {
-        reg.exports.remove(&(mig, *h));
-    }
-}
-
-/// MIH_N2N_HO_Complete with a failed result: the target drops the handover
-/// it accepted instead of holding it until its timer ends.
-fn report_abandoned(node: &Arc<Node>, peer: &str, ue: &str, source_cell: u32, target_cell: u32) {
+/// MIH_N2N_HO_Complete for `ue` to `peer`: from a source, a failed result
+/// drops the handover the target accepted instead of holding it until its
+/// timer ends; from a target, success lets the source drop its lock.
+pub(crate) fn report_ho_complete(
+    node: &Arc<Node>,
+    peer: &str,
+    ue: &str,
+    source_cell: u32,
+    target_cell: u32,
+    result: edgemob_mih::HoResult,
+) {
     let tuple = |cell| edgemob_mih::LinkTupleId {
         link: LinkId {
             link_type: LinkType::WIRELESS_OTHER,
@@ -583,7 +769,7 @@ fn report_abandoned(node: &Arc<Node>, peer: &str, ue: &str, source_cell: u32, ta
         mn_mihf_id: mihf_id(ue),
         source_link: tuple(source_cell),
         target_link: tuple(target_cell),
-        ho_result: edgemob_mih::HoResult::FAILURE,
+        ho_result: result,
         edgemob: None,
     });
     let node = Arc::clone(node);
@@ -593,85 +779,13 @@ fn report_abandoned(node: &Arc<Node>, peer: &str, ue: &str, source_cell: u32, ta
     });
 }
 
-/// Asks every service of the UE for its context, concurrently.
-async fn export_contexts(
-    node: &Arc<Node>,
-    mig: u64,
-    ue: &str,
-    target_cell: u32,
-    services: &[(ServiceHandle, String, Vec<Fpt>, u16)],
-) -> Result<Exported, String> {
-    let mut waits = Vec::with_capacity(services.len());
-    {
-        let mut reg = node.reg.lock().expect("not poisoned");
-        for (h, name, _, _) in services {
-            let (tx, rx) = oneshot::channel();
-            reg.exports.insert((mig, *h), tx);
-            let sent = reg.services.get(h).is_some_and(|s| {
-                s.notify(Ev::ExportRequested(pb::ExportRequested {
-                    migration_id: mig,
-                    ue: ue.to_owned(),
-                    target_cell,
-                }))
-            });
-            if !sent {
-                for (h, _, _, _) in services {
-                    reg.exports.remove(&(mig, *h));
-                }
-                return Err(format!("service {name} is not listening for events"));
-            }
-            waits.push((*h, name.clone(), rx));
-        }
-    }
-    let deadline = Duration::from_millis(node.cfg.timers.export_ms);
-    let answers = tokio::time::timeout(
-        deadline,
-        futures::future::join_all(
-            waits
-                .into_iter()
-                .map(|(h, name, rx)| async move { (h, name, rx.await) }),
-        ),
-    )
-    .await;
-    let clear = || {
-        let mut reg = node.reg.lock().expect("not poisoned");
-        for (h, _, _, _) in services {
-            reg.exports.remove(&(mig, *h));
-        }
-    };
-    let Ok(answers) = answers else {
-        clear();
-        return Err(format!(
-            "services did not export within {} ms",
-            node.cfg.timers.export_ms
-        ));
-    };
-    let mut out = Vec::with_capacity(answers.len());
-    for (h, name, a) in answers {
-        match a {
-            Ok(reply) if reply.error.is_empty() => out.push((h, name, reply)),
-            Ok(reply) => {
-                clear();
-                return Err(format!("service {name} refused to export: {}", reply.error));
-            }
-            Err(_) => {
-                clear();
-                return Err(format!("service {name} went away during the export"));
-            }
-        }
-    }
-    Ok(out)
-}
-
-type FrozenSet = (Vec<Frozen>, Vec<Vec<u8>>, Vec<FourTuple>);
-
 /// Locks the UE's 4-tuples and dumps its sockets. On any failure every
 /// socket dumped so far is thawed and put back, and the lock removed.
-fn freeze_connections(node: &Node, ue: &str) -> Result<FrozenSet, String> {
+fn freeze_connections(node: &Node, ue: &str) -> Result<FrozenSet, MigrationError> {
     let conns: Vec<(ServiceHandle, Conn)> = {
         let mut reg = node.reg.lock().expect("not poisoned");
         let Some(u) = reg.users.get_mut(ue) else {
-            return Err(format!("UE {ue} was deregistered during the migration"));
+            return Err(MigrationError::UeDeregistered(ue.to_owned()));
         };
         std::mem::take(&mut u.services)
             .into_iter()
@@ -687,9 +801,9 @@ fn freeze_connections(node: &Node, ue: &str) -> Result<FrozenSet, String> {
         .collect();
     if let Err(e) = node.lock_tuples(&tuples) {
         put_back(node, ue, conns);
-        return Err(format!("cannot lock the UE's connections: {e}"));
+        return Err(MigrationError::Lock(e.to_string()));
     }
-    let mut frozen = Vec::with_capacity(conns.len());
+    let mut sockets = Vec::with_capacity(conns.len());
     let mut images = Vec::with_capacity(conns.len());
     let mut failed = None;
     let mut untouched = Vec::new();
@@ -711,7 +825,7 @@ fn freeze_connections(node: &Node, ue: &str) -> Result<FrozenSet, String> {
                 let mut bytes = Vec::with_capacity(img.encoded_len());
                 img.encode(&mut bytes);
                 images.push(bytes);
-                frozen.push(Frozen {
+                sockets.push(Frozen {
                     handle: h,
                     id: c.id,
                     socket,
@@ -730,24 +844,21 @@ fn freeze_connections(node: &Node, ue: &str) -> Result<FrozenSet, String> {
     if let Some(reason) = failed {
         node.unlock_tuples(&tuples);
         put_back(node, ue, untouched);
-        put_back(node, ue, thaw(frozen));
-        return Err(reason);
+        put_back(node, ue, thaw(sockets));
+        return Err(MigrationError::Dump(reason));
     }
-    Ok((frozen, images, tuples))
-}
-
-/// [`freeze_connections`] and how long it took (the sockets data phase).
-fn timed_freeze(node: &Node, ue: &str) -> (Result<FrozenSet, String>, Duration) {
-    let t = Instant::now();
-    let f = tracing::info_span!("socket_data").in_scope(|| freeze_connections(node, ue));
-    (f, t.elapsed())
+    Ok(FrozenSet {
+        sockets,
+        images,
+        tuples,
+    })
 }
 
 /// Gives frozen connections back to the UE's services, live again.
-fn unfreeze(node: &Node, ue: &str, frozen: Vec<Frozen>, tuples: &[FourTuple]) {
+fn unfreeze(node: &Node, ue: &str, f: FrozenSet) {
     // Unlock first: thawing sends a window probe that must not be dropped.
-    node.unlock_tuples(tuples);
-    put_back(node, ue, thaw(frozen));
+    node.unlock_tuples(&f.tuples);
+    put_back(node, ue, thaw(f.sockets));
 }
 
 /// Thaws frozen sockets where they stopped (nothing lost, nothing sent
@@ -782,75 +893,17 @@ fn put_back(node: &Node, ue: &str, back: Vec<(ServiceHandle, Conn)>) {
     }
 }
 
-/// The migration failed after sockets were frozen: unlock, thaw, put the
-/// connections back, tell the services to resume.
-#[allow(clippy::too_many_arguments)]
-fn rollback(
-    node: &Node,
-    ue: &str,
-    handles: &[ServiceHandle],
-    frozen: Vec<Frozen>,
-    tuples: &[FourTuple],
-    rec: &mut Record,
-    reason: String,
-    t0: Instant,
-) {
-    unfreeze(node, ue, frozen, tuples);
-    notify_services(node, handles, || {
-        Ev::RolledBack(pb::MigrationRolledBack {
-            migration_id: rec.migration_id,
-            ue: ue.to_owned(),
-            reason: reason.clone(),
-        })
-    });
-    finish_rollback_bookkeeping(node, ue, rec, reason, t0);
-}
-
-fn finish_rollback_bookkeeping(
-    node: &Node,
-    ue: &str,
-    rec: &mut Record,
-    reason: String,
-    t0: Instant,
-) {
-    if let Some(u) = node.reg.lock().expect("not poisoned").users.get_mut(ue) {
-        u.migrating = None;
-    }
-    tracing::warn!(%reason, "migration rolled back");
-    rec.outcome = Outcome::RolledBack;
-    rec.reason = reason;
-    rec.phases.total_ns = ns(t0.elapsed());
-    node.finish(rec.clone());
-}
-
-/// Nothing was frozen (the target refused, or did not answer).
-fn end_without_freezing(
-    node: &Node,
-    ue: &str,
-    rec: &mut Record,
-    outcome: Outcome,
-    reason: String,
-    t0: Instant,
-) {
-    if let Some(u) = node.reg.lock().expect("not poisoned").users.get_mut(ue) {
-        u.migrating = None;
-    }
-    tracing::warn!(%reason, "migration did not start");
-    rec.outcome = outcome;
-    rec.reason = reason;
-    rec.phases.total_ns = ns(t0.elapsed());
-    node.finish(rec.clone());
-}
-
 /// Keeps the moved connections' drop rules until the target reports the
 /// handover complete for this UE, or the linger time ends.
-fn schedule_unlock(node: &Arc<Node>, ue: &str, tuples: Vec<FourTuple>) {
+fn schedule_unlock(node: &Arc<Node>, ue: &str, mig: u64, tuples: Vec<FourTuple>) {
     let linger = Duration::from_millis(node.cfg.timers.source_lock_linger_ms);
     let (tx, rx) = oneshot::channel::<()>();
-    node.lingering
+    node.reg
         .lock()
         .expect("not poisoned")
-        .insert(ue.to_owned(), tx);
+        .migrations
+        .entry(ue)
+        .departed = Some(Departed { id: mig, ended: tx });
     let node = Arc::clone(node);
     let ue = ue.to_owned();
     tokio::spawn(async move {
@@ -862,9 +915,14 @@ fn schedule_unlock(node: &Arc<Node>, ue: &str, tuples: Vec<FourTuple>) {
             tokio::time::sleep(grace).await;
         }
         node.unlock_tuples(&tuples);
-        let mut l = node.lingering.lock().expect("not poisoned");
-        if l.get(&ue).is_some_and(|s| s.is_closed()) {
-            l.remove(&ue);
-        }
+        node.reg
+            .lock()
+            .expect("not poisoned")
+            .migrations
+            .update(&ue, |m| {
+                if m.departed.as_ref().is_some_and(|d| d.id == mig) {
+                    m.departed = None;
+                }
+            });
     });
 }

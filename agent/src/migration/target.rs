@@ -1,11 +1,13 @@
-//! The target side: a UE arrives at this eNBC.
+//! The target's side: admission of a peer's MIH_N2N_HO_Commit, and the task
+//! that carries out what [`IncomingMigration`] decides as the UE arrives.
 //!
 //! ```text
 //! MIH_N2N_HO_Commit.indication ─► admission: every service the UE uses is
-//!        hosted here ─► response(Status), and the handover is expected
-//!        ─► lock the 4-tuples the request announced
-//! CTD(s) ─► manifest ─► lock the rest ─► restore sockets (frozen)
-//!        ─► ContextArrived to each service ─► ImportContext  ─► CTDR
+//!        hosted here ─► response(Status); the incoming migration starts
+//!        ─► lock the 4-tuples the request announced (2 ms later, or at once
+//!           on a path switch)
+//! CTD(s) ─► manifest ─► ContextArrived to each service ─► lock the rest,
+//!        restore sockets (frozen) ─► ImportContext ─► CTDR
 //! path switch (CompleteHandover, or the activation timer)
 //!        ─► unlock ─► activate sockets ─► hand them to the services
 //!        ─► MIH_N2N_HO_Complete to the source (it may drop its lock)
@@ -17,31 +19,33 @@
 //! before the CTDR closes the restored sockets silently and answers the
 //! CTDR with failure statuses, so the source keeps serving the UE.
 
+use super::error::{MigrationError, Side};
+use super::incoming::{Arrival, InAction, InInput, IncomingConfig, IncomingMigration};
 use super::manifest::Manifest;
-use super::{notify_services, unix_now_ns};
-use crate::cxtp_link::Arrived;
-use crate::history::{Direction, Outcome, Phases, Record, ns};
-use crate::mih_link::{Indication, mihf_id};
-use crate::node::{ArrivalSignal, Node};
-use crate::registry::{Conn, Expectation, ImportReply, ServiceHandle, UeRec};
-use edgemob_cxtp::{Fpt, Status};
+use super::source::report_ho_complete;
+use super::table::{IncomingEntry, TargetEvent};
+use super::{Finished, notify_services, unix_now_ns};
+use crate::cxtp_link::{Arrived, ReplyHandle};
+use crate::history::{Direction, Outcome, Phases, Record};
+use crate::mih_link::Indication;
+use crate::node::Node;
+use crate::registry::{Conn, ServiceHandle, UeRec};
+use edgemob_cxtp::{Context, Fpt};
 use edgemob_mih::{
-    CapabilityDiscoverResponse, EdgemobInfo, HoResult, LinkAddr, LinkId, LinkTupleId, LinkType,
-    Message, MihCommandList, N2nHoCommitResponse, N2nHoCompleteRequest, N2nHoCompleteResponse,
-    Reason, Status as MihStatus, TransportList,
+    CapabilityDiscoverResponse, EdgemobInfo, HoResult, LinkAddr, Message, MihCommandList,
+    N2nHoCommitResponse, N2nHoCompleteResponse, Reason, Status as MihStatus, TransportList,
 };
 use edgemob_paas_api::fdchannel::ChannelMsg;
 use edgemob_paas_api::v1 as pb;
 use edgemob_paas_api::v1::service_event::Event as Ev;
 use edgemob_session_migrate::{FourTuple, RestoredSocket, TcpStreamImage, restore_frozen};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::net::IpAddr;
 use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tracing::Instrument;
-
-use super::source::PLMN;
 
 /// At most this many announced connections are locked before a CTD comes.
 const MAX_ANNOUNCED_CONNECTIONS: usize = 4096;
@@ -56,34 +60,87 @@ const MAX_ANNOUNCED_CONNECTIONS: usize = 4096;
 /// earlier path-switch report locks at once.
 const EARLY_LOCK_AFTER: Duration = Duration::from_millis(2);
 
+/// A handover this eNBC accepted.
+struct Admitted {
+    mig: u64,
+    ue: String,
+    ue_addr: IpAddr,
+    source_cell: u32,
+    target_cell: u32,
+    announced: Vec<FourTuple>,
+}
+
 impl Node {
     /// A peer's MIH request.
     pub fn on_indication(self: &Arc<Self>, ind: Indication) {
-        let Indication { peer, tid, message } = ind;
+        let Indication {
+            peer: peer_id,
+            tid,
+            message,
+        } = ind;
+        let peer = peer_id.to_string();
         let response = match message {
             Message::N2nHoCommitIndication(req) => {
-                Message::N2nHoCommitResponse(self.admit(&peer.to_string(), req))
+                let mn = req.mn_mihf_id.clone();
+                let info = req.edgemob.clone().unwrap_or_default();
+                let mig = info.migration_id.unwrap_or(0);
+                match self.admit(&peer, req) {
+                    Ok(admitted) => {
+                        // Its CTD follows within a round trip: wake-ups from
+                        // here on should find the CPUs polling.
+                        self.cpu.kick();
+                        self.start_incoming(&peer, admitted);
+                        Message::N2nHoCommitResponse(N2nHoCommitResponse {
+                            status: MihStatus::SUCCESS,
+                            mn_mihf_id: mn,
+                            link_id: None,
+                            assigned_resources: None,
+                            edgemob: Some(EdgemobInfo {
+                                migration_id: Some(mig),
+                                ..EdgemobInfo::default()
+                            }),
+                        })
+                    }
+                    Err(refused) => {
+                        let (err, record) = *refused;
+                        tracing::info!(%peer, ue = %record.ue, reason = %err, "handover refused");
+                        self.finish(record);
+                        Message::N2nHoCommitResponse(N2nHoCommitResponse {
+                            status: MihStatus::REJECTED,
+                            mn_mihf_id: mn,
+                            link_id: None,
+                            assigned_resources: None,
+                            edgemob: Some(EdgemobInfo {
+                                migration_id: Some(mig),
+                                reason: Some(Reason {
+                                    code: err.mih_reason_code().unwrap_or(Reason::BUSY),
+                                    text: err.to_string().into(),
+                                }),
+                                ..EdgemobInfo::default()
+                            }),
+                        })
+                    }
+                }
             }
             Message::N2nHoCompleteIndication(req) => {
                 let ue = req.mn_mihf_id.to_string();
+                let mut reg = self.reg.lock().expect("not poisoned");
                 if req.ho_result == HoResult::SUCCESS {
                     // As source: the UE's path reaches the target now; stop
                     // dropping its stray packets after a short grace.
-                    if let Some(tx) = self.lingering.lock().expect("not poisoned").remove(&ue) {
-                        let _ = tx.send(());
+                    if let Some(Some(d)) = reg.migrations.update(&ue, |m| m.departed.take()) {
+                        let _ = d.ended.send(());
                     }
-                } else {
+                } else if let Some(i) = reg
+                    .migrations
+                    .get(&ue)
+                    .and_then(|m| m.incoming.as_ref())
+                    .filter(|i| i.peer == peer)
+                {
                     // As target: the source abandoned a handover we accepted.
-                    let peer = peer.to_string();
-                    let dropped = self
-                        .reg
-                        .lock()
-                        .expect("not poisoned")
-                        .take_expectations(|e| e.ue == ue && e.peer == peer);
-                    for e in &dropped {
-                        self.unlock_tuples(e.locked_tuples());
-                    }
+                    let _ = i.events.send(TargetEvent::SourceAbandoned);
                 }
+                drop(reg);
                 Message::N2nHoCompleteResponse(N2nHoCompleteResponse {
                     status: MihStatus::SUCCESS,
                     mn_mihf_id: req.mn_mihf_id,
@@ -107,63 +164,19 @@ impl Node {
                 return;
             }
         };
-        let accepted = match &response {
-            Message::N2nHoCommitResponse(r) if r.status.is_success() => {
-                r.edgemob.as_ref().and_then(|i| i.migration_id)
-            }
-            _ => None,
-        };
-        if let Err(e) = self.mih.respond(&peer, tid, response) {
+        if let Err(e) = self.mih.respond(&peer_id, tid, response) {
             tracing::warn!(%peer, error = %e, "cannot answer MIH request");
         }
-        if let Some(mig) = accepted {
-            // Its CTD follows within a round trip: wake-ups from here on
-            // should find the CPUs polling.
-            self.cpu.kick();
-            let node = Arc::clone(self);
-            tokio::spawn(async move {
-                tokio::time::sleep(EARLY_LOCK_AFTER).await;
-                node.prelock(mig);
-            });
-        }
     }
 
-    /// Drops the announced connections' packets before their CTD comes,
-    /// if it is late: the UE's path may reach this eNBC before the CTD
-    /// does (a slow export), and a packet for a 4-tuple with no socket yet
-    /// would be answered with a RST. A failure is not fatal: the CTD's
-    /// arrival locks what is not locked yet. Nothing happens once the CTD
-    /// has taken the expectation.
-    pub fn prelock(&self, mig: u64) {
-        let tuples = match self
-            .reg
-            .lock()
-            .expect("not poisoned")
-            .expectations
-            .get(&mig)
-        {
-            Some(e) if !e.locked && !e.announced.is_empty() => e.announced.clone(),
-            _ => return,
-        };
-        if let Err(e) = self.lock_tuples(&tuples) {
-            tracing::debug!(error = %e, "cannot lock the announced connections before the CTD");
-            return;
-        }
-        match self
-            .reg
-            .lock()
-            .expect("not poisoned")
-            .expectations
-            .get_mut(&mig)
-        {
-            Some(e) => e.locked = true,
-            None => self.unlock_tuples(&tuples),
-        }
-    }
-
-    /// Can this eNBC host the UE's services? Records the expected handover.
-    fn admit(&self, peer: &str, req: edgemob_mih::N2nHoCommitRequest) -> N2nHoCommitResponse {
-        let info = req.edgemob.clone().unwrap_or_default();
+    /// Can this eNBC host the UE's services? On refusal, why, and the
+    /// record of the refusal.
+    fn admit(
+        &self,
+        peer: &str,
+        req: edgemob_mih::N2nHoCommitRequest,
+    ) -> Result<Admitted, Box<(MigrationError, Record)>> {
+        let info = req.edgemob.unwrap_or_default();
         let mig = info.migration_id.unwrap_or(0);
         let ue = req.mn_mihf_id.to_string();
         let source_cell = info.source_cell.unwrap_or(0);
@@ -171,83 +184,68 @@ impl Node {
             LinkAddr::Cell3g { cell_id, .. } => cell_id,
             _ => 0,
         };
-        let refuse = |code: u16, text: String| {
-            tracing::info!(%peer, %ue, reason = %text, "handover refused");
-            self.finish(Record {
+        let refuse = |err: MigrationError| {
+            let record = Record {
                 migration_id: mig,
                 ue: ue.clone(),
                 direction: Direction::In,
                 peer: peer.to_owned(),
                 source_cell,
                 target_cell,
-                outcome: Outcome::Rejected,
-                reason: text.clone(),
+                outcome: err.outcome(Side::Target),
+                reason: err.to_string(),
                 phases: Phases::default(),
                 context_bytes: 0,
                 app_context_bytes: 0,
                 connections: 0,
                 started_unix_ns: unix_now_ns(),
-            });
-            N2nHoCommitResponse {
-                status: MihStatus::REJECTED,
-                mn_mihf_id: req.mn_mihf_id.clone(),
-                link_id: None,
-                assigned_resources: None,
-                edgemob: Some(EdgemobInfo {
-                    migration_id: Some(mig),
-                    reason: Some(Reason {
-                        code,
-                        text: text.into(),
-                    }),
-                    ..EdgemobInfo::default()
-                }),
-            }
+            };
+            Box::new((err, record))
         };
-        if mig == 0 || info.ue_address.is_none() {
-            return refuse(
-                Reason::INCOMPLETE_REQUEST,
-                "request lacks edgemob's migration id or UE address".into(),
-            );
-        }
+        let enbc = || self.cfg.mihf_id.clone();
+        let (Some(ue_addr), true) = (info.ue_address, mig != 0) else {
+            return Err(refuse(MigrationError::IncompleteRequest));
+        };
         if !self.cfg.serves(target_cell) {
-            return refuse(
-                Reason::INCOMPLETE_REQUEST,
-                format!("{} does not serve cell {target_cell}", self.cfg.mihf_id),
-            );
+            return Err(refuse(MigrationError::CellNotServed {
+                enbc: enbc(),
+                cell: target_cell,
+            }));
         }
-        let mut reg = self.reg.lock().expect("not poisoned");
+        let reg = self.reg.lock().expect("not poisoned");
         for s in &info.services {
             let name = String::from_utf8_lossy(&s.name).into_owned();
             let Some((_, svc)) = reg.service_by_name(&name) else {
-                drop(reg);
-                return refuse(
-                    Reason::SERVICE_NOT_HOSTED,
-                    format!("service {name} is not registered on {}", self.cfg.mihf_id),
-                );
+                return Err(refuse(MigrationError::ServiceNotHosted {
+                    service: name,
+                    enbc: enbc(),
+                }));
             };
             if let Some(f) = s.fpts.iter().find(|f| !svc.fpts.contains(&Fpt(**f))) {
-                drop(reg);
-                return refuse(
-                    Reason::SERVICE_NOT_HOSTED,
-                    format!(
-                        "service {name} on {} does not accept contexts of FPT {f:#06x}",
-                        self.cfg.mihf_id
-                    ),
-                );
+                return Err(refuse(MigrationError::FptNotAccepted {
+                    service: name,
+                    enbc: enbc(),
+                    fpt: *f,
+                }));
             }
         }
-        if reg.users.contains_key(&ue) {
-            drop(reg);
-            return refuse(
-                Reason::BUSY,
-                format!("UE {ue} is already served by {}", self.cfg.mihf_id),
-            );
+        if reg.users.contains_key(&ue)
+            || reg
+                .migrations
+                .get(&ue)
+                .is_some_and(|m| m.incoming.is_some())
+        {
+            return Err(refuse(MigrationError::AlreadyServed {
+                ue: ue.clone(),
+                enbc: enbc(),
+            }));
         }
+        drop(reg);
         // Only the UE's own connections may be locked on its behalf.
         let announced: Vec<FourTuple> = info
             .connections
             .iter()
-            .filter(|c| Some(c.peer.ip()) == info.ue_address)
+            .filter(|c| c.peer.ip() == ue_addr)
             .take(MAX_ANNOUNCED_CONNECTIONS)
             .map(|c| FourTuple {
                 local: c.local,
@@ -262,611 +260,592 @@ impl Node {
                 "connections not of the UE's address (or too many) left out of the early lock"
             );
         }
-        reg.expectations.insert(
+        Ok(Admitted {
             mig,
-            Expectation {
-                ue: ue.clone(),
-                ue_addr: info.ue_address,
+            ue,
+            ue_addr,
+            source_cell,
+            target_cell,
+            announced,
+        })
+    }
+
+    /// Starts the task of an accepted handover.
+    fn start_incoming(self: &Arc<Self>, peer: &str, a: Admitted) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let switched_early = {
+            let mut reg = self.reg.lock().expect("not poisoned");
+            let slot = reg.migrations.entry(&a.ue);
+            slot.incoming = Some(IncomingEntry {
+                id: a.mig,
                 peer: peer.to_owned(),
-                source_cell,
-                target_cell,
-                until: Instant::now() + Duration::from_millis(self.cfg.timers.commit_hold_ms),
-                announced,
-                locked: false,
-            },
-        );
-        N2nHoCommitResponse {
-            status: MihStatus::SUCCESS,
-            mn_mihf_id: req.mn_mihf_id,
-            link_id: None,
-            assigned_resources: None,
-            edgemob: Some(EdgemobInfo {
-                migration_id: Some(mig),
-                ..EdgemobInfo::default()
-            }),
+                ue_addr: Some(a.ue_addr),
+                events: tx.clone(),
+                importing: Default::default(),
+            });
+            slot.switched_early.take().is_some()
+        };
+        if switched_early {
+            let _ = tx.send(TargetEvent::PathSwitched);
         }
+        let cfg = &self.cfg.timers;
+        let sm_cfg = IncomingConfig {
+            commit_hold: Duration::from_millis(cfg.commit_hold_ms),
+            early_lock_after: EARLY_LOCK_AFTER,
+            import_timeout: Duration::from_millis(cfg.import_ms),
+            activate_after: Duration::from_millis(cfg.activate_ms),
+        };
+        let sm = IncomingMigration::accept(sm_cfg, peer, a.announced.clone(), Instant::now());
+        let span = tracing::info_span!("migration", id = a.mig, ue = %a.ue, direction = "in");
+        let task = Incoming {
+            node: Arc::clone(self),
+            peer: peer.to_owned(),
+            a,
+            arrival: None,
+            to_log: None,
+        };
+        tokio::spawn(task.run(sm, rx).instrument(span));
     }
 }
 
 /// One service's part of an arrival.
-struct Incoming {
+struct Taker {
     handle: ServiceHandle,
     name: String,
-    /// (connection id, token, index into the restored sockets)
+    fpt: Fpt,
+    context_index: usize,
+    /// (connection id, token, index into the images)
     conns: Vec<(u32, u64, usize)>,
 }
 
-/// Handles a transfer that arrived from a peer.
-pub async fn receive(node: Arc<Node>, arrived: Arrived) {
-    node.cpu.kick();
-    let manifest = Manifest::parse(&arrived.contexts);
-    let mig = manifest.as_ref().map(|m| m.migration_id).unwrap_or(0);
-    let ue = manifest.as_ref().map(|m| m.ue.clone()).unwrap_or_default();
-    let span = tracing::info_span!("migration", id = mig, %ue, direction = "in");
-    install(node, arrived, manifest).instrument(span).await;
+/// What came in the CTD(s), and what was made of it.
+struct InArrival {
+    mn: IpAddr,
+    contexts: Vec<Context>,
+    reply: ReplyHandle,
+    manifest: Manifest,
+    takers: Vec<Taker>,
+    images: Vec<TcpStreamImage>,
+    restored: Vec<RestoredSocket>,
+    record: Record,
 }
 
-fn statuses(contexts: &[edgemob_cxtp::Context], f: impl Fn(Fpt) -> Status) -> Vec<(Fpt, Status)> {
-    let mut fpts: Vec<Fpt> = contexts.iter().map(|c| c.fpt).collect();
-    fpts.sort();
-    fpts.dedup();
-    fpts.into_iter().map(|fpt| (fpt, f(fpt))).collect()
-}
-
-/// Per-FPT statuses that blame `culprit` with `status` and accept the rest.
-fn blaming(contexts: &[edgemob_cxtp::Context], culprit: Fpt, status: Status) -> Vec<(Fpt, Status)> {
-    statuses(contexts, |f| {
-        if f == culprit {
-            status
-        } else {
-            Status::SUCCESS
-        }
-    })
-}
-
-async fn install(
+/// The task of one incoming migration.
+struct Incoming {
     node: Arc<Node>,
-    arrived: Arrived,
-    manifest: Result<Manifest, super::manifest::ManifestError>,
-) {
-    let t0 = Instant::now();
-    let Arrived {
-        peer,
-        mn,
-        contexts,
-        reply,
-    } = arrived;
-    let manifest = match manifest {
-        Ok(m) => m,
-        Err(e) => {
-            tracing::warn!(%peer, %mn, error = %e, "transfer without a valid migration manifest refused");
-            node.metrics.dropped("cxtp", "bad_manifest");
-            reply.reply(
-                mn,
-                statuses(&contexts, |f| {
-                    if f == Fpt::MIGRATION_MANIFEST {
-                        Status::INCOMPLETE
-                    } else {
-                        Status::REJECTED
-                    }
-                }),
-            );
-            return;
+    peer: String,
+    a: Admitted,
+    arrival: Option<InArrival>,
+    to_log: Option<Record>,
+}
+
+impl Incoming {
+    async fn run(
+        mut self,
+        mut sm: IncomingMigration,
+        mut events: mpsc::UnboundedReceiver<TargetEvent>,
+    ) {
+        while !sm.is_over() {
+            let deadline = sm.poll_timeout();
+            let woke = tokio::select! {
+                biased;
+                e = events.recv() => e,
+                _ = crate::timer(deadline) => None,
+            };
+            let now = Instant::now();
+            let actions = match woke {
+                None => sm.handle_timeout(now),
+                Some(ev) => {
+                    let input = match ev {
+                        TargetEvent::Arrived(arrived) => self.arrived(arrived),
+                        TargetEvent::Imported { service, reply } => InInput::Imported {
+                            service,
+                            result: if reply.success {
+                                Ok(())
+                            } else {
+                                Err(MigrationError::ImportRefused {
+                                    service: self.name_of(service),
+                                    fpt: self.fpt_of(service),
+                                    why: reply.error,
+                                })
+                            },
+                        },
+                        TargetEvent::ServiceGone(service) => InInput::Imported {
+                            service,
+                            result: Err(MigrationError::ImportServiceGone {
+                                service: self.name_of(service),
+                                fpt: self.fpt_of(service),
+                            }),
+                        },
+                        TargetEvent::PathSwitched => InInput::PathSwitched,
+                        TargetEvent::Cancelled => InInput::Cancelled,
+                        TargetEvent::SourceAbandoned => InInput::SourceAbandoned,
+                    };
+                    sm.handle(input, now)
+                }
+            };
+            self.execute(&mut sm, actions).await;
         }
-    };
-    let mig = manifest.migration_id;
-    let ue = manifest.ue.clone();
-    let mut rec = Record {
-        migration_id: mig,
-        ue: ue.clone(),
-        direction: Direction::In,
-        peer: peer.clone(),
-        source_cell: manifest.source_cell,
-        target_cell: manifest.target_cell,
-        outcome: Outcome::Failed,
-        reason: String::new(),
-        phases: Phases::default(),
-        context_bytes: contexts.iter().map(|c| c.data.len() as u64).sum(),
-        app_context_bytes: contexts
-            .iter()
-            .filter(|c| c.fpt != Fpt::TCP_CONNECTION_IMAGE && c.fpt != Fpt::MIGRATION_MANIFEST)
-            .map(|c| c.data.len() as u64)
-            .sum(),
-        connections: 0,
-        started_unix_ns: unix_now_ns(),
-    };
-    // Ends the arrival unsuccessfully: answers the CTD(s) with `answer`
-    // and records why.
-    let fail = |rec: &mut Record, answer: Vec<(Fpt, Status)>, reason: String| {
-        reply.reply(mn, answer);
-        rec.reason = reason;
-        rec.phases.total_ns = ns(t0.elapsed());
-        node.finish(rec.clone());
-    };
-    let refuse_all = |rec: &mut Record, reason: String| {
-        fail(rec, statuses(&contexts, |_| Status::REJECTED), reason)
-    };
+        if let Some(rec) = self.to_log.take() {
+            self.node.log(rec);
+        }
+    }
 
-    // Was this handover accepted over MIH, by this peer, for this UE?
-    let expectation = node
-        .reg
-        .lock()
-        .expect("not poisoned")
-        .expectations
-        .remove(&mig);
-    let Some(exp) =
-        expectation.filter(|e| e.peer == peer && e.ue == ue && e.ue_addr.is_none_or(|a| a == mn))
-    else {
-        refuse_all(
-            &mut rec,
-            format!("no accepted MIH_N2N_HO_Commit from {peer} for UE {ue} (migration {mig:#x})"),
-        );
-        return;
-    };
-    // What was locked when the handover was accepted (see `prelock`).
-    let prelocked = exp.locked_tuples().to_vec();
+    fn name_of(&self, h: ServiceHandle) -> String {
+        self.arrival
+            .as_ref()
+            .and_then(|a| a.takers.iter().find(|t| t.handle == h))
+            .map(|t| t.name.clone())
+            .unwrap_or_else(|| format!("#{h}"))
+    }
 
-    // Which local service takes which context.
-    let mut incoming = Vec::new();
-    let mut images: Vec<TcpStreamImage> = Vec::new();
-    {
-        let reg = node.reg.lock().expect("not poisoned");
-        for s in &manifest.services {
+    fn fpt_of(&self, h: ServiceHandle) -> Fpt {
+        self.arrival
+            .as_ref()
+            .and_then(|a| a.takers.iter().find(|t| t.handle == h))
+            .map(|t| t.fpt)
+            .unwrap_or(Fpt::SERVICE_APP_CONTEXT)
+    }
+
+    /// Reads the CTD(s): which local service takes which context, and the
+    /// connection images.
+    fn arrived(&mut self, arrived: Arrived) -> InInput {
+        self.node.cpu.kick();
+        let Arrived {
+            peer: _,
+            mn,
+            contexts,
+            reply,
+        } = arrived;
+        let mut fpts: Vec<Fpt> = contexts.iter().map(|c| c.fpt).collect();
+        fpts.sort();
+        fpts.dedup();
+        let manifest = Manifest::parse(&contexts).expect("routed by its manifest");
+        let record = Record {
+            migration_id: self.a.mig,
+            ue: self.a.ue.clone(),
+            direction: Direction::In,
+            peer: self.peer.clone(),
+            source_cell: manifest.source_cell,
+            target_cell: manifest.target_cell,
+            outcome: Outcome::Failed,
+            reason: String::new(),
+            phases: Phases::default(),
+            context_bytes: contexts.iter().map(|c| c.data.len() as u64).sum(),
+            app_context_bytes: contexts
+                .iter()
+                .filter(|c| c.fpt != Fpt::TCP_CONNECTION_IMAGE && c.fpt != Fpt::MIGRATION_MANIFEST)
+                .map(|c| c.data.len() as u64)
+                .sum(),
+            connections: 0,
+            started_unix_ns: unix_now_ns(),
+        };
+        let mut arrival = InArrival {
+            mn,
+            contexts,
+            reply,
+            manifest,
+            takers: Vec::new(),
+            images: Vec::new(),
+            restored: Vec::new(),
+            record,
+        };
+        let result = self.read_arrival(&mut arrival);
+        self.arrival = Some(arrival);
+        InInput::Arrived {
+            fpts,
+            arrival: result,
+        }
+    }
+
+    fn read_arrival(&self, a: &mut InArrival) -> Result<Arrival, MigrationError> {
+        if a.mn != self.a.ue_addr {
+            return Err(MigrationError::NotAccepted {
+                peer: self.peer.clone(),
+                ue: self.a.ue.clone(),
+                id: self.a.mig,
+            });
+        }
+        let reg = self.node.reg.lock().expect("not poisoned");
+        for s in &a.manifest.services {
             let Some((handle, _)) = reg.service_by_name(&s.name) else {
-                drop(reg);
-                node.unlock_tuples(&prelocked);
-                refuse_all(
-                    &mut rec,
-                    format!("service {} is no longer registered here", s.name),
-                );
-                return;
+                return Err(MigrationError::ServiceNoLongerHosted(s.name.clone()));
             };
             let mut conns = Vec::new();
             for c in &s.connections {
-                let img = match TcpStreamImage::decode(&contexts[c.image_index as usize].data) {
-                    Ok(i) => i,
-                    Err(e) => {
-                        drop(reg);
-                        node.unlock_tuples(&prelocked);
-                        fail(
-                            &mut rec,
-                            blaming(&contexts, Fpt::TCP_CONNECTION_IMAGE, Status::INCOMPLETE),
-                            format!("connection image {} does not decode: {e}", c.connection_id),
-                        );
-                        return;
-                    }
-                };
-                conns.push((c.connection_id, rand::random::<u64>(), images.len()));
-                images.push(img);
+                let img = TcpStreamImage::decode(&a.contexts[c.image_index as usize].data)
+                    .map_err(|e| MigrationError::BadImage {
+                        connection: c.connection_id,
+                        why: e.to_string(),
+                    })?;
+                conns.push((c.connection_id, rand::random::<u64>(), a.images.len()));
+                a.images.push(img);
             }
-            incoming.push(Incoming {
+            a.takers.push(Taker {
                 handle,
                 name: s.name.clone(),
+                fpt: a.contexts[s.context_index as usize].fpt,
+                context_index: s.context_index as usize,
                 conns,
             });
         }
+        Ok(Arrival {
+            services: a.takers.iter().map(|t| t.handle).collect(),
+            tuples: a.images.iter().map(|i| i.tuple).collect(),
+        })
     }
-    rec.connections = images.len() as u32;
 
-    // The UE is arriving: visible, but with no connections yet.
-    let (sig_tx, mut sig_rx) = mpsc::unbounded_channel();
-    {
-        let mut reg = node.reg.lock().expect("not poisoned");
+    async fn execute(&mut self, sm: &mut IncomingMigration, actions: Vec<InAction>) {
+        let mut queue: VecDeque<InAction> = actions.into();
+        while let Some(action) = queue.pop_front() {
+            let fed = match action {
+                InAction::Prelock(tuples) => match self.node.lock_tuples(&tuples) {
+                    Ok(()) => Some(InInput::Prelocked(true)),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "cannot lock the announced connections before the CTD");
+                        Some(InInput::Prelocked(false))
+                    }
+                },
+                InAction::Unlock(tuples) => {
+                    self.node.unlock_tuples(&tuples);
+                    None
+                }
+                InAction::AnnounceContexts => {
+                    let fed = self.announce().err();
+                    tracing::trace!("contexts announced");
+                    // Let the event go out now (the stream that carries it
+                    // is another task on this thread), so the service works
+                    // on it while we restore.
+                    tokio::task::yield_now().await;
+                    fed
+                }
+                InAction::Restore { lock } => Some(InInput::Restored(self.restore(&lock))),
+                InAction::ReplyCtdr(statuses) => {
+                    if let Some(a) = &self.arrival {
+                        a.reply.reply(a.mn, statuses);
+                    }
+                    None
+                }
+                InAction::Activate => {
+                    self.activate().await;
+                    None
+                }
+                InAction::CloseRestored => {
+                    self.close_restored();
+                    None
+                }
+                InAction::ClearImports => {
+                    let mut reg = self.node.reg.lock().expect("not poisoned");
+                    if let Some(i) = reg.migrations.incoming_mut(&self.a.ue, self.a.mig) {
+                        i.importing.clear();
+                    }
+                    None
+                }
+                InAction::ReportComplete => {
+                    report_ho_complete(
+                        &self.node,
+                        &self.peer,
+                        &self.a.ue,
+                        self.a.source_cell,
+                        self.a.target_cell,
+                        HoResult::SUCCESS,
+                    );
+                    None
+                }
+                InAction::Notify(n) => {
+                    let handles: Vec<ServiceHandle> = self
+                        .arrival
+                        .as_ref()
+                        .map(|a| a.takers.iter().map(|t| t.handle).collect())
+                        .unwrap_or_default();
+                    notify_services(&self.node, &handles, || {
+                        n.event(self.a.mig, &self.a.ue, Side::Target)
+                    });
+                    None
+                }
+                InAction::Finish(f) => {
+                    self.finish(f);
+                    None
+                }
+            };
+            if let Some(input) = fed {
+                queue.extend(sm.handle(input, Instant::now()));
+            }
+        }
+    }
+
+    /// The UE becomes visible here (arriving, no connections yet) and every
+    /// service that takes a context hears ContextArrived.
+    fn announce(&mut self) -> Result<(), InInput> {
+        let Some(a) = &self.arrival else {
+            return Ok(());
+        };
+        let mig = self.a.mig;
+        let mut reg = self.node.reg.lock().expect("not poisoned");
         reg.users.insert(
-            ue.clone(),
+            self.a.ue.clone(),
             UeRec {
-                addr: mn,
-                cell: exp.target_cell,
+                addr: a.mn,
+                cell: self.a.target_cell,
                 services: BTreeMap::new(),
                 migrating: Some(mig),
             },
         );
-    }
-    node.arriving
-        .lock()
-        .expect("not poisoned")
-        .insert(ue.clone(), (mig, sig_tx.clone()));
-    if node
-        .switched_early
-        .lock()
-        .expect("not poisoned")
-        .remove(&ue)
-        .is_some()
-    {
-        let _ = sig_tx.send(ArrivalSignal::PathSwitched);
-    }
-    let handles: Vec<ServiceHandle> = incoming.iter().map(|i| i.handle).collect();
-
-    // Hand the contexts to the services first; rebuild the sockets while
-    // they take them in.
-    let t1 = Instant::now();
-    let waits = match announce(&node, &manifest, &contexts, &incoming, mn, &ue) {
-        Ok(w) => w,
-        Err((fpt, reason)) => {
-            abandon(
-                &node,
-                &ue,
-                &incoming,
-                Vec::new(),
-                &prelocked,
-                &handles,
-                mig,
-                &reason,
-            );
-            fail(&mut rec, blaming(&contexts, fpt, Status::REJECTED), reason);
-            return;
-        }
-    };
-
-    tracing::trace!("contexts announced");
-    // Let the event go out now (the stream that carries it is another task
-    // on this thread), so the service works on it while we restore.
-    tokio::task::yield_now().await;
-
-    // Lock (what the early lock did not cover), then rebuild the sockets
-    // in repair mode. Announced connections that did not come are not
-    // moving: let their packets through again.
-    let tuples: Vec<FourTuple> = images.iter().map(|i| i.tuple).collect();
-    let (covered, stale): (Vec<FourTuple>, Vec<FourTuple>) =
-        prelocked.iter().partition(|t| tuples.contains(t));
-    node.unlock_tuples(&stale);
-    let restored = match lock_and_restore(&node, &images, &tuples, &covered) {
-        Ok(r) => r,
-        Err((restored, reason, locked)) => {
-            let locked = if locked { &tuples[..] } else { &covered[..] };
-            abandon(
-                &node, &ue, &incoming, restored, locked, &handles, mig, &reason,
-            );
-            let answer = blaming(&contexts, Fpt::TCP_CONNECTION_IMAGE, Status::RESTORE_FAILED);
-            fail(&mut rec, answer, reason);
-            return;
-        }
-    };
-    rec.phases.socket_data_ns = ns(t1.elapsed());
-    tracing::trace!("sockets restored");
-    if let Err((fpt, reason)) = await_imports(&node, mig, &incoming, waits).await {
-        abandon(
-            &node, &ue, &incoming, restored, &tuples, &handles, mig, &reason,
-        );
-        fail(&mut rec, blaming(&contexts, fpt, Status::REJECTED), reason);
-        return;
-    }
-    rec.phases.app_data_ns = ns(t1.elapsed());
-    tracing::trace!("contexts imported");
-
-    // Installed: tell the source.
-    reply.reply(mn, statuses(&contexts, |_| Status::SUCCESS));
-    let t4 = Instant::now();
-    tracing::debug!(
-        prepare_us = (t1 - t0).as_micros() as u64,
-        restore_us = rec.phases.socket_data_ns / 1000,
-        import_us = rec.phases.app_data_ns / 1000,
-        reply_us = (t4 - t1).as_micros() as u64,
-        "installed"
-    );
-    rec.phases.cxtp_ns = ns(t4 - t0);
-
-    // Wait for the UE's path to reach us (or give up waiting).
-    let wait = Duration::from_millis(node.cfg.timers.activate_ms);
-    let signal = tokio::time::timeout(wait, sig_rx.recv())
-        .await
-        .ok()
-        .flatten();
-    node.arriving.lock().expect("not poisoned").remove(&ue);
-    if signal == Some(ArrivalSignal::Cancelled) {
-        let reason = format!("{peer} cancelled the transfer before the handover completed");
-        abandon(
-            &node, &ue, &incoming, restored, &tuples, &handles, mig, &reason,
-        );
-        rec.reason = reason;
-        rec.phases.total_ns = ns(t0.elapsed());
-        node.finish(rec);
-        return;
-    }
-    if signal.is_none() {
-        tracing::debug!(%ue, "no path-switch report; activating after {} ms", node.cfg.timers.activate_ms);
-    }
-
-    // Live: unlock first (the window probe must pass), then leave repair mode.
-    node.unlock_tuples(&tuples);
-    let mut live = Vec::with_capacity(restored.len());
-    for s in restored {
-        let tuple = s.tuple();
-        match s.activate() {
-            Ok(fd) => live.push(Some((fd, tuple))),
-            Err(e) => {
-                tracing::error!(local = %tuple.local, peer = %tuple.peer, error = %e, "cannot activate a restored connection");
-                live.push(None);
+        let crate::registry::Registry {
+            services,
+            migrations,
+            ..
+        } = &mut *reg;
+        let Some(entry) = migrations.incoming_mut(&self.a.ue, mig) else {
+            return Ok(());
+        };
+        for t in &a.takers {
+            entry.importing.insert(t.handle);
+            let ctx = &a.contexts[t.context_index];
+            let ev = Ev::ContextArrived(pb::ContextArrived {
+                migration_id: mig,
+                ue: self.a.ue.clone(),
+                ue_address: a.mn.to_string(),
+                context: ctx.data.clone(),
+                fpt: u32::from(ctx.fpt.code()),
+                connections: t
+                    .conns
+                    .iter()
+                    .map(|&(connection_id, fd_token, _)| pb::ArrivedConnection {
+                        connection_id,
+                        fd_token,
+                    })
+                    .collect(),
+                source_cell: a.manifest.source_cell,
+            });
+            if !services.get(&t.handle).is_some_and(|svc| svc.notify(ev)) {
+                return Err(InInput::Imported {
+                    service: t.handle,
+                    result: Err(MigrationError::ServiceNotListening {
+                        service: t.name.clone(),
+                        fpt: t.fpt,
+                    }),
+                });
             }
         }
+        Ok(())
     }
-    let mut services: BTreeMap<ServiceHandle, Vec<Conn>> = BTreeMap::new();
-    for inc in &incoming {
-        let channel = node
-            .reg
-            .lock()
-            .expect("not poisoned")
-            .services
-            .get(&inc.handle)
-            .map(|s| Arc::clone(&s.channel));
-        for &(id, token, idx) in &inc.conns {
-            let Some((fd, tuple)) = live[idx].as_ref() else {
-                if let Some(ch) = &channel {
-                    let _ = ch.revoke(token).await;
-                }
-                continue;
-            };
-            if let Some(ch) = &channel
-                && let Err(e) = ch.give(token, fd.as_fd()).await
-            {
-                tracing::error!(service = %inc.name, error = %e, "cannot hand a connection to the service");
-            }
-            match fd.try_clone() {
-                Ok(mine) => services.entry(inc.handle).or_default().push(Conn {
-                    id,
-                    fd: mine,
-                    local: tuple.local,
-                    peer: tuple.peer,
-                }),
+
+    /// Locks what the early lock did not cover, then rebuilds every socket
+    /// in repair mode.
+    fn restore(&mut self, lock: &[FourTuple]) -> Result<(), MigrationError> {
+        let Some(a) = &mut self.arrival else {
+            return Ok(());
+        };
+        self.node
+            .lock_tuples(lock)
+            .map_err(|e| MigrationError::Lock(e.to_string()))?;
+        for img in &a.images {
+            match restore_frozen(img) {
+                Ok(s) => a.restored.push(s),
                 Err(e) => {
-                    tracing::error!(error = %e, "cannot keep a duplicate of a restored connection")
+                    return Err(MigrationError::Restore(format!(
+                        "cannot restore {} -> {}: {e}",
+                        img.tuple.local, img.tuple.peer
+                    )));
                 }
             }
         }
+        tracing::trace!("sockets restored");
+        Ok(())
     }
-    // The services hold the live sockets now; the agent keeps duplicates.
-    drop(live);
-    {
-        let mut reg = node.reg.lock().expect("not poisoned");
-        if let Some(u) = reg.users.get_mut(&ue) {
+
+    /// Live: leaves repair mode (the lock is gone already) and hands each
+    /// socket to its service; the agent keeps duplicates.
+    async fn activate(&mut self) {
+        let Some(a) = &mut self.arrival else {
+            return;
+        };
+        let mut live = Vec::with_capacity(a.restored.len());
+        for s in a.restored.drain(..) {
+            let tuple = s.tuple();
+            match s.activate() {
+                Ok(fd) => live.push(Some((fd, tuple))),
+                Err(e) => {
+                    tracing::error!(local = %tuple.local, peer = %tuple.peer, error = %e, "cannot activate a restored connection");
+                    live.push(None);
+                }
+            }
+        }
+        let mut services: BTreeMap<ServiceHandle, Vec<Conn>> = BTreeMap::new();
+        for t in &a.takers {
+            let channel = self
+                .node
+                .reg
+                .lock()
+                .expect("not poisoned")
+                .services
+                .get(&t.handle)
+                .map(|s| Arc::clone(&s.channel));
+            for &(id, token, idx) in &t.conns {
+                let Some(Some((fd, tuple))) = live.get(idx) else {
+                    if let Some(ch) = &channel {
+                        let _ = ch.revoke(token).await;
+                    }
+                    continue;
+                };
+                if let Some(ch) = &channel
+                    && let Err(e) = ch.give(token, fd.as_fd()).await
+                {
+                    tracing::error!(service = %t.name, error = %e, "cannot hand a connection to the service");
+                }
+                match fd.try_clone() {
+                    Ok(mine) => services.entry(t.handle).or_default().push(Conn {
+                        id,
+                        fd: mine,
+                        local: tuple.local,
+                        peer: tuple.peer,
+                    }),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot keep a duplicate of a restored connection")
+                    }
+                }
+            }
+        }
+        // The services hold the live sockets now; the agent keeps duplicates.
+        drop(live);
+        let mut reg = self.node.reg.lock().expect("not poisoned");
+        if let Some(u) = reg.users.get_mut(&self.a.ue) {
             u.services = services;
             u.migrating = None;
         }
     }
-    notify_services(&node, &handles, || {
-        Ev::Completed(pb::MigrationCompleted {
-            migration_id: mig,
-            ue: ue.clone(),
-            direction: pb::Direction::In as i32,
-        })
-    });
-    rec.outcome = Outcome::Completed;
-    rec.phases.total_ns = ns(t4 - t0);
-    node.finish(rec);
-    // Only a reported path switch proves the UE's packets no longer reach
-    // the source; after the activation timer the source keeps its drop
-    // rules for their full linger.
-    if signal == Some(ArrivalSignal::PathSwitched) {
-        report_complete(&node, &peer, &ue, exp.source_cell, exp.target_cell);
-    }
-}
 
-/// Sockets restored so far, why the rest failed, and whether the lock is held.
-type RestoreFailure = (Vec<RestoredSocket>, String, bool);
-
-/// Locks the 4-tuples not in `locked` yet and rebuilds every socket in
-/// repair mode.
-fn lock_and_restore(
-    node: &Node,
-    images: &[TcpStreamImage],
-    tuples: &[FourTuple],
-    locked: &[FourTuple],
-) -> Result<Vec<RestoredSocket>, RestoreFailure> {
-    let missing: Vec<FourTuple> = tuples
-        .iter()
-        .filter(|t| !locked.contains(t))
-        .copied()
-        .collect();
-    node.lock_tuples(&missing).map_err(|e| {
-        (
-            Vec::new(),
-            format!("cannot lock the UE's connections: {e}"),
-            false,
-        )
-    })?;
-    let mut restored = Vec::with_capacity(images.len());
-    for img in images {
-        match restore_frozen(img) {
-            Ok(s) => restored.push(s),
-            Err(e) => {
-                let why = format!(
-                    "cannot restore {} -> {}: {e}",
-                    img.tuple.local, img.tuple.peer
-                );
-                return Err((restored, why, true));
+    /// Gives the arrival up: closes the restored sockets silently and
+    /// revokes the announced tokens.
+    fn close_restored(&mut self) {
+        let Some(a) = &mut self.arrival else {
+            return;
+        };
+        a.restored.clear(); // still in repair mode: closing sends nothing
+        let channels: Vec<_> = {
+            let mut reg = self.node.reg.lock().expect("not poisoned");
+            if reg
+                .users
+                .get(&self.a.ue)
+                .is_some_and(|u| u.migrating == Some(self.a.mig))
+            {
+                reg.users.remove(&self.a.ue);
             }
-        }
-    }
-    Ok(restored)
-}
-
-type ImportWait = (Fpt, String, oneshot::Receiver<ImportReply>);
-
-/// Sends ContextArrived to every service. On failure returns the FPT to
-/// blame and why.
-fn announce(
-    node: &Arc<Node>,
-    manifest: &Manifest,
-    contexts: &[edgemob_cxtp::Context],
-    incoming: &[Incoming],
-    mn: std::net::IpAddr,
-    ue: &str,
-) -> Result<Vec<ImportWait>, (Fpt, String)> {
-    let mig = manifest.migration_id;
-    let mut waits = Vec::new();
-    let mut reg = node.reg.lock().expect("not poisoned");
-    for (s, inc) in manifest.services.iter().zip(incoming) {
-        let (tx, rx) = oneshot::channel::<ImportReply>();
-        reg.imports.insert((mig, inc.handle), tx);
-        let ctx = &contexts[s.context_index as usize];
-        let ev = Ev::ContextArrived(pb::ContextArrived {
-            migration_id: mig,
-            ue: ue.to_owned(),
-            ue_address: mn.to_string(),
-            context: ctx.data.clone(),
-            fpt: u32::from(ctx.fpt.code()),
-            connections: inc
-                .conns
+            a.takers
                 .iter()
-                .map(|&(connection_id, fd_token, _)| pb::ArrivedConnection {
-                    connection_id,
-                    fd_token,
+                .filter_map(|t| {
+                    reg.services.get(&t.handle).map(|s| {
+                        (
+                            Arc::clone(&s.channel),
+                            t.conns.iter().map(|c| c.1).collect::<Vec<_>>(),
+                        )
+                    })
                 })
-                .collect(),
-            source_cell: manifest.source_cell,
+                .collect()
+        };
+        tokio::spawn(async move {
+            for (ch, tokens) in channels {
+                for t in tokens {
+                    let _ = ch.revoke(t).await;
+                }
+            }
         });
-        if !reg
-            .services
-            .get(&inc.handle)
-            .is_some_and(|svc| svc.notify(ev))
-        {
-            for i in incoming {
-                reg.imports.remove(&(mig, i.handle));
-            }
-            return Err((
-                ctx.fpt,
-                format!("service {} is not listening for events", inc.name),
-            ));
-        }
-        waits.push((ctx.fpt, inc.name.clone(), rx));
     }
-    Ok(waits)
-}
 
-/// Waits for every service's ImportContext.
-async fn await_imports(
-    node: &Arc<Node>,
-    mig: u64,
-    incoming: &[Incoming],
-    waits: Vec<ImportWait>,
-) -> Result<(), (Fpt, String)> {
-    let clear = || {
-        let mut reg = node.reg.lock().expect("not poisoned");
-        for i in incoming {
-            reg.imports.remove(&(mig, i.handle));
-        }
-    };
-    let first = waits
-        .first()
-        .map(|w| w.0)
-        .unwrap_or(Fpt::SERVICE_APP_CONTEXT);
-    let deadline = Duration::from_millis(node.cfg.timers.import_ms);
-    let answers = tokio::time::timeout(
-        deadline,
-        futures::future::join_all(
-            waits
-                .into_iter()
-                .map(|(fpt, name, rx)| async move { (fpt, name, rx.await) }),
-        ),
-    )
-    .await;
-    let Ok(answers) = answers else {
-        clear();
-        return Err((
-            first,
-            format!(
-                "services did not import within {} ms",
-                node.cfg.timers.import_ms
-            ),
-        ));
-    };
-    for (fpt, name, a) in answers {
-        match a {
-            Ok(r) if r.success => {}
-            Ok(r) => {
-                clear();
-                return Err((
-                    fpt,
-                    format!("service {name} refused the import: {}", r.error),
-                ));
-            }
-            Err(_) => {
-                clear();
-                return Err((fpt, format!("service {name} went away during the import")));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Gives up an arrival: closes the restored sockets silently, unlocks,
-/// revokes the announced tokens and tells the services.
-#[allow(clippy::too_many_arguments)]
-fn abandon(
-    node: &Arc<Node>,
-    ue: &str,
-    incoming: &[Incoming],
-    restored: Vec<RestoredSocket>,
-    tuples: &[FourTuple],
-    handles: &[ServiceHandle],
-    mig: u64,
-    reason: &str,
-) {
-    drop(restored); // still in repair mode: closing sends nothing
-    node.unlock_tuples(tuples);
-    node.arriving.lock().expect("not poisoned").remove(ue);
-    let channels: Vec<_> = {
-        let mut reg = node.reg.lock().expect("not poisoned");
-        if reg.users.get(ue).is_some_and(|u| u.migrating == Some(mig)) {
-            reg.users.remove(ue);
-        }
-        for i in incoming {
-            reg.imports.remove(&(mig, i.handle));
-        }
-        incoming
-            .iter()
-            .filter_map(|i| {
-                reg.services.get(&i.handle).map(|s| {
-                    (
-                        Arc::clone(&s.channel),
-                        i.conns.iter().map(|c| c.1).collect::<Vec<_>>(),
-                    )
-                })
-            })
-            .collect()
-    };
-    tokio::spawn(async move {
-        for (ch, tokens) in channels {
-            for t in tokens {
-                let _ = ch.revoke(t).await;
-            }
-        }
-    });
-    notify_services(node, handles, || {
-        Ev::Failed(pb::MigrationFailed {
-            migration_id: mig,
-            ue: ue.to_owned(),
-            reason: reason.to_owned(),
-            direction: pb::Direction::In as i32,
-        })
-    });
-    tracing::warn!(%reason, "arrival abandoned; the source keeps the UE");
-}
-
-/// MIH_N2N_HO_Complete to the source: the UE is served here now.
-fn report_complete(node: &Arc<Node>, peer: &str, ue: &str, source_cell: u32, target_cell: u32) {
-    let tuple = |cell| LinkTupleId {
-        link: LinkId {
-            link_type: LinkType::WIRELESS_OTHER,
-            addr: LinkAddr::Cell3g {
-                plmn: PLMN,
-                cell_id: cell,
+    fn finish(&mut self, f: Finished) {
+        self.node
+            .reg
+            .lock()
+            .expect("not poisoned")
+            .migrations
+            .update(&self.a.ue, |m| {
+                if m.incoming.as_ref().is_some_and(|i| i.id == self.a.mig) {
+                    m.incoming = None;
+                }
+            });
+        let mut rec = match &self.arrival {
+            Some(a) => a.record.clone(),
+            None => Record {
+                migration_id: self.a.mig,
+                ue: self.a.ue.clone(),
+                direction: Direction::In,
+                peer: self.peer.clone(),
+                source_cell: self.a.source_cell,
+                target_cell: self.a.target_cell,
+                outcome: Outcome::Failed,
+                reason: String::new(),
+                phases: Phases::default(),
+                context_bytes: 0,
+                app_context_bytes: 0,
+                connections: 0,
+                started_unix_ns: unix_now_ns(),
             },
-        },
-        poa: None,
+        };
+        rec.outcome = f.outcome;
+        rec.phases = f.phases;
+        rec.connections = f.connections;
+        if let Some(e) = &f.error {
+            rec.reason = e.to_string();
+            tracing::warn!(reason = %rec.reason, "arrival abandoned; the source keeps the UE");
+        }
+        self.to_log = Some(self.node.publish(rec));
+    }
+}
+
+/// Hands a transfer that arrived from a peer to the incoming migration it
+/// belongs to, or refuses it.
+pub fn receive(node: Arc<Node>, arrived: Arrived) {
+    let manifest = match Manifest::parse(&arrived.contexts) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(peer = %arrived.peer, mn = %arrived.mn, error = %e, "transfer without a valid migration manifest refused");
+            node.metrics.dropped("cxtp", "bad_manifest");
+            refuse(&arrived, &MigrationError::BadManifest(e.to_string()));
+            return;
+        }
     };
-    let msg = Message::N2nHoCompleteRequest(N2nHoCompleteRequest {
-        mn_mihf_id: mihf_id(ue),
-        source_link: tuple(source_cell),
-        target_link: tuple(target_cell),
-        ho_result: HoResult::SUCCESS,
-        edgemob: None,
-    });
-    let node = Arc::clone(node);
-    let peer = mihf_id(peer);
-    tokio::spawn(async move {
-        let _ = node.mih.request(&peer, msg).await;
-    });
+    let mut reg = node.reg.lock().expect("not poisoned");
+    let entry = reg
+        .migrations
+        .incoming_mut(&manifest.ue, manifest.migration_id)
+        .filter(|i| i.peer == arrived.peer);
+    if let Some(i) = entry {
+        let _ = i.events.send(TargetEvent::Arrived(arrived));
+        return;
+    }
+    drop(reg);
+    let err = MigrationError::NotAccepted {
+        peer: arrived.peer.clone(),
+        ue: manifest.ue.clone(),
+        id: manifest.migration_id,
+    };
+    refuse(&arrived, &err);
+    let rec = Record {
+        migration_id: manifest.migration_id,
+        ue: manifest.ue.clone(),
+        direction: Direction::In,
+        peer: arrived.peer.clone(),
+        source_cell: manifest.source_cell,
+        target_cell: manifest.target_cell,
+        outcome: err.outcome(Side::Target),
+        reason: err.to_string(),
+        phases: Phases::default(),
+        context_bytes: arrived.contexts.iter().map(|c| c.data.len() as u64).sum(),
+        app_context_bytes: 0,
+        connections: 0,
+        started_unix_ns: unix_now_ns(),
+    };
+    tracing::warn!(reason = %rec.reason, "transfer refused");
+    node.finish(rec);
+}
+
+/// Answers a transfer that belongs to no migration here.
+fn refuse(arrived: &Arrived, err: &MigrationError) {
+    let mut fpts: Vec<Fpt> = arrived.contexts.iter().map(|c| c.fpt).collect();
+    fpts.sort();
+    fpts.dedup();
+    arrived.reply.reply(arrived.mn, err.ctdr_statuses(&fpts));
 }
 
 impl crate::fdserver::ChannelConn {
