@@ -133,6 +133,8 @@ pub struct IncomingMigration {
     announced: Vec<FourTuple>,
     /// What this migration holds in the network lock.
     locked: Vec<FourTuple>,
+    /// What the restore was asked to lock (held once it reports back).
+    locking: Vec<FourTuple>,
     fpts: Vec<Fpt>,
     path_switched: bool,
     /// Restored sockets exist (in repair mode).
@@ -161,6 +163,7 @@ impl IncomingMigration {
             restore_asked: None,
             announced,
             locked: Vec::new(),
+            locking: Vec::new(),
             fpts: Vec::new(),
             path_switched: false,
             restored: false,
@@ -311,7 +314,8 @@ impl IncomingMigration {
                     .filter(|t| !covered.contains(t))
                     .copied()
                     .collect();
-                self.locked = a.tuples.clone();
+                self.locked = covered;
+                self.locking = missing.clone();
                 self.told = true;
                 self.restore_asked = Some(now);
                 // The contexts first: the services take them in while the
@@ -331,19 +335,19 @@ impl IncomingMigration {
                 if let Some(at) = self.restore_asked {
                     self.phases.socket_data_ns = ns(now - at);
                 }
+                let locking = std::mem::take(&mut self.locking);
                 match result {
                     Ok(()) => {
                         *restored = true;
                         self.restored = true;
+                        self.locked.extend(locking);
                     }
+                    // Nothing of the CTD's own lock went in.
+                    Err(e @ MigrationError::Lock(_)) => return self.abandon(e, now),
                     Err(e) => {
-                        if matches!(e, MigrationError::Lock(_)) {
-                            // Nothing of the CTD's own lock went in.
-                            self.locked.retain(|t| self.announced.contains(t));
-                        } else {
-                            // Some sockets may exist: close whatever there is.
-                            self.restored = true;
-                        }
+                        // Locked, and some sockets may exist: close them.
+                        self.locked.extend(locking);
+                        self.restored = true;
                         return self.abandon(e, now);
                     }
                 }

@@ -4,7 +4,8 @@
 //! and [`IncomingMigration`] (target), fed observations and a clock and
 //! returning actions, as `quinn-proto` sits under `quinn`. The tokio tasks
 //! in [`source`] and [`target`] only carry actions out and feed results
-//! back; [`table::MigrationTable`] holds each UE's migration state.
+//! back; [`table::MigrationTable`] holds each UE's migration state. The
+//! machines are tested in memory, wired to each other, in `pair_tests`.
 
 pub mod error;
 pub mod incoming;
@@ -13,6 +14,9 @@ pub mod outgoing;
 pub mod source;
 pub mod table;
 pub mod target;
+
+#[cfg(test)]
+mod pair_tests;
 
 pub use error::{MigrationError, Side};
 pub use incoming::{Arrival, InAction, InInput, InState, IncomingConfig, IncomingMigration};
