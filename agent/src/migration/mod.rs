@@ -7,7 +7,9 @@
 //! back; [`table::MigrationTable`] holds each UE's migration state. The
 //! machines are tested in memory, wired to each other, in `pair_tests`.
 
+mod admission;
 pub mod error;
+mod frozen;
 pub mod incoming;
 pub mod manifest;
 pub mod outgoing;
