@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs, idempotently, every system package edgemob's tests and demo use.
 # Safe to run again: it only installs what is missing.
-#   --demo   only what `edgemob demo` needs (iproute2, curl, tcpdump)
+#   --demo   only what `edgemob-lab demo` needs (iproute2, curl, tcpdump)
 set -euo pipefail
 demo_only=0
 [ "${1:-}" = "--demo" ] && demo_only=1

@@ -15,7 +15,9 @@ use std::path::PathBuf;
                   another eNodeB, the agents move everything the user's services hold for it - application \
                   context and live TCP connections - to the eNBC of the new eNodeB, without the phone's TCP \
                   stack noticing.\n\nStart an agent with `edgemob agent --config enbc1.toml`; operators feed \
-                  it handovers with `edgemob trigger`; `edgemob status` and `edgemob history` show what it did."
+                  it handovers with `edgemob trigger`; `edgemob status` and `edgemob history` show what it did.\n\n\
+                  The experiments (demo, scale, roam) and the handover-trace tools (replay, trace) are in \
+                  the researchers' binary, edgemob-lab."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -34,20 +36,57 @@ pub enum Command {
     Status(StatusArgs),
     /// Show an agent's recent migrations with their phase timings.
     History(HistoryArgs),
-    // No doc comments on these two: clap would replace the structs' own help.
-    Replay(edgemob_simulator_glue::cli::ReplayArgs),
-    Trace(edgemob_simulator_glue::cli::TraceArgs),
-    /// Reproduce the paper's experiment: a video download handed over between
-    /// two eNBCs in network namespaces, N times, with Table I, Fig. 11 and
-    /// Fig. 12 (needs root).
-    Demo(edgemob_eval::cli::DemoArgs),
-    /// Hand 1, 10, 100, 1,000 UEs over in one burst each and report per-UE
-    /// times and migrations per second (needs root).
-    Scale(edgemob_eval::cli::ScaleArgs),
-    /// Many UEs roam across several eNBCs: a handover trace (synthetic, or
-    /// given) replayed against real agents, every download checked (needs
-    /// root).
-    Roam(edgemob_eval::cli::RoamArgs),
+    // The experiments and trace tools moved to `edgemob-lab`; these only
+    // say so (hidden, and taking any arguments, `--help` included).
+    #[command(hide = true, disable_help_flag = true)]
+    Demo(MovedArgs),
+    #[command(hide = true, disable_help_flag = true)]
+    Scale(MovedArgs),
+    #[command(hide = true, disable_help_flag = true)]
+    Roam(MovedArgs),
+    #[command(hide = true, disable_help_flag = true)]
+    Replay(MovedArgs),
+    #[command(hide = true, disable_help_flag = true)]
+    Trace(MovedArgs),
+}
+
+/// Moved to the researchers' binary, edgemob-lab.
+// (The arguments are kept to repeat them in the pointer.)
+#[derive(Debug, Args)]
+pub struct MovedArgs {
+    #[arg(num_args = 0.., allow_hyphen_values = true, trailing_var_arg = true)]
+    pub args: Vec<std::ffi::OsString>,
+}
+
+impl Command {
+    /// The name and arguments of a command that moved to `edgemob-lab`.
+    pub fn moved_to_lab(&self) -> Option<(&'static str, &MovedArgs)> {
+        match self {
+            Command::Demo(a) => Some(("demo", a)),
+            Command::Scale(a) => Some(("scale", a)),
+            Command::Roam(a) => Some(("roam", a)),
+            Command::Replay(a) => Some(("replay", a)),
+            Command::Trace(a) => Some(("trace", a)),
+            _ => None,
+        }
+    }
+}
+
+/// The one line `edgemob demo` (scale, roam, replay, trace) prints: the same
+/// command line for the researchers' binary, found beside this one if it is
+/// there.
+pub fn moved_to_lab_line(name: &str, a: &MovedArgs) -> String {
+    let lab = std::env::current_exe()
+        .ok()
+        .and_then(|p| Some(p.parent()?.join("edgemob-lab")))
+        .filter(|p| p.is_file())
+        .map_or_else(|| "edgemob-lab".to_owned(), |p| p.display().to_string());
+    let mut line = format!("edgemob: '{name}' moved to the researchers' binary: run {lab} {name}");
+    for arg in &a.args {
+        line.push(' ');
+        line.push_str(&arg.to_string_lossy());
+    }
+    line
 }
 
 #[derive(Debug, Args)]
@@ -163,9 +202,18 @@ pub async fn run_agent(a: AgentArgs) -> CliResult {
 async fn client(
     a: &AgentAddr,
 ) -> Result<pb::operator_client::OperatorClient<tonic::transport::Channel>, String> {
-    edgemob_sdk::operator_client(&a.agent)
+    edgemob_paas_api::client::operator_client(&a.agent)
         .await
-        .map_err(|e| format!("{e} (is the agent running? --agent names its API socket)"))
+        .map_err(|e| {
+            // The root cause ("Connection refused"), not tonic's wrappers.
+            let cause = std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
+                .last()
+                .map_or_else(|| e.to_string(), ToString::to_string);
+            format!(
+                "cannot reach the edgemob agent at {}: {cause} (is the agent running? --agent names its API socket)",
+                a.agent.strip_prefix("unix:").unwrap_or(&a.agent)
+            )
+        })
 }
 
 fn status_msg(s: tonic::Status) -> String {
@@ -415,4 +463,37 @@ pub async fn run_history(a: HistoryArgs) -> CliResult {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Cli, Command};
+    use clap::Parser;
+
+    #[test]
+    fn the_lab_commands_only_point_at_edgemob_lab() {
+        for (name, rest) in [
+            ("demo", &["--runs", "2", "--help"][..]),
+            ("scale", &["--ues", "1,10"][..]),
+            ("roam", &[][..]),
+            ("replay", &["t.jsonl", "-s", "s.toml"][..]),
+            ("trace", &["synth", "--ues", "3"][..]),
+        ] {
+            let cli = Cli::try_parse_from(["edgemob", name].iter().chain(rest))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let (moved, args) = cli.command.moved_to_lab().expect(name);
+            assert_eq!(moved, name);
+            assert_eq!(args.args, rest);
+            let line = super::moved_to_lab_line(moved, args);
+            assert!(
+                line.starts_with(&format!(
+                    "edgemob: '{name}' moved to the researchers' binary: run "
+                )) && line.ends_with(&format!("edgemob-lab {name} {}", rest.join(" ")).trim_end()),
+                "{line}"
+            );
+        }
+        let cli = Cli::try_parse_from(["edgemob", "status", "--agent", "/run/a.sock"]).unwrap();
+        assert!(cli.command.moved_to_lab().is_none());
+        assert!(matches!(cli.command, Command::Status(_)));
+    }
 }

@@ -1,5 +1,5 @@
-//! Command-line entry points, mounted by the `edgemob` binary as
-//! `edgemob demo` and `edgemob scale`.
+//! Command-line entry points, mounted by the researchers' `edgemob-lab`
+//! binary as `edgemob-lab demo`, `edgemob-lab scale` and `edgemob-lab roam`.
 
 use crate::demo::{DemoOptions, TriggerSource};
 use crate::report::{self, DemoReport, ScaleSummary};
@@ -39,7 +39,7 @@ pub enum TriggerArg {
     /// environment of scripts/install-ns3.sh).
     Ns3,
     /// Replay the X2 handover starts of a handover trace (--trace) at its
-    /// times, e.g. one `edgemob trace from-pcap` made from a --trigger ns3
+    /// times, e.g. one `edgemob-lab trace from-pcap` made from a --trigger ns3
     /// run's X2 captures.
     Replay,
 }
@@ -79,6 +79,9 @@ pub struct DemoArgs {
     /// between cells 1 and 2, starting in cell 1).
     #[arg(long, required_if_eq("trigger", "replay"))]
     pub trace: Option<PathBuf>,
+    /// The edgemob binary the agents run from (default: next to this one).
+    #[arg(long, env = "EDGEMOB_BIN")]
+    pub edgemob: Option<PathBuf>,
     /// The video server binary (default: next to this one).
     #[arg(long, env = "EDGEMOB_VIDEO_SERVER")]
     pub video_server: Option<PathBuf>,
@@ -114,6 +117,9 @@ pub struct ScaleArgs {
     /// Where scale.csv, scale.json, ues.csv and scale.png go.
     #[arg(long, default_value = "edgemob-scale")]
     pub out: PathBuf,
+    /// The edgemob binary the agents run from (default: next to this one).
+    #[arg(long, env = "EDGEMOB_BIN")]
+    pub edgemob: Option<PathBuf>,
     /// The video server binary (default: next to this one).
     #[arg(long, env = "EDGEMOB_VIDEO_SERVER")]
     pub video_server: Option<PathBuf>,
@@ -155,6 +161,9 @@ pub struct RoamArgs {
     /// Where the trace, scenario, migrations.jsonl and logs go.
     #[arg(long, default_value = "edgemob-roam")]
     pub out: PathBuf,
+    /// The edgemob binary the agents run from (default: next to this one).
+    #[arg(long, env = "EDGEMOB_BIN")]
+    pub edgemob: Option<PathBuf>,
     /// The video server binary (default: next to this one).
     #[arg(long, env = "EDGEMOB_VIDEO_SERVER")]
     pub video_server: Option<PathBuf>,
@@ -163,7 +172,7 @@ pub struct RoamArgs {
     pub agent_log: String,
 }
 
-/// `edgemob roam`. Ok(true) when every handover migrated and every
+/// `edgemob-lab roam`. Ok(true) when every handover migrated and every
 /// download was exact.
 pub async fn run_roam(a: RoamArgs) -> Result<bool, String> {
     let opts = crate::roam::RoamOptions {
@@ -176,7 +185,7 @@ pub async fn run_roam(a: RoamArgs) -> Result<bool, String> {
         context_bytes: a.context_bytes as usize,
         bitrate: a.bitrate,
         out: absolute(&a.out),
-        edgemob: this_binary()?,
+        edgemob: edgemob_binary(a.edgemob)?,
         video_server: video_server(a.video_server),
         agent_log: a.agent_log,
     };
@@ -184,7 +193,7 @@ pub async fn run_roam(a: RoamArgs) -> Result<bool, String> {
         return Err(crate::demo::DemoError::NotRoot.to_string());
     }
     println!(
-        "edgemob roam: {} eNBCs; {}; replayed against real agents, each UE with a live download",
+        "edgemob-lab roam: {} eNBCs; {}; replayed against real agents, each UE with a live download",
         opts.enbcs,
         match &opts.trace {
             Some(t) => format!("the X2 handovers of {}", t.display()),
@@ -223,9 +232,34 @@ pub async fn run_roam(a: RoamArgs) -> Result<bool, String> {
     Ok(out.ok())
 }
 
-/// This `edgemob` binary: the harnesses start their agents from it.
+/// This binary (`edgemob-lab`): `--trigger replay` runs its `replay`.
 fn this_binary() -> Result<PathBuf, String> {
     std::env::current_exe().map_err(|e| e.to_string())
+}
+
+/// The `edgemob` binary the harnesses start their agents from: the one
+/// given (`--edgemob`, `EDGEMOB_BIN`), or the one next to this binary.
+pub fn edgemob_binary(given: Option<PathBuf>) -> Result<PathBuf, String> {
+    if let Some(p) = given {
+        return if p.is_file() {
+            Ok(absolute(&p))
+        } else {
+            Err(format!(
+                "no edgemob binary at {} (given by --edgemob or EDGEMOB_BIN)",
+                p.display()
+            ))
+        };
+    }
+    let me = this_binary()?;
+    let beside = me.with_file_name("edgemob");
+    if beside.is_file() {
+        Ok(beside)
+    } else {
+        Err(format!(
+            "cannot find the edgemob binary beside {}; build it with `cargo build --release -p edgemob-agent` or pass --edgemob PATH",
+            me.display()
+        ))
+    }
 }
 
 /// The video server given, or the one next to this binary.
@@ -242,10 +276,10 @@ fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
-/// `edgemob demo`. Ok(true) when every run was byte-exact, RST-free and
+/// `edgemob-lab demo`. Ok(true) when every run was byte-exact, RST-free and
 /// completed.
 pub async fn run_demo(a: DemoArgs) -> Result<bool, String> {
-    let edgemob = this_binary()?;
+    let edgemob = edgemob_binary(a.edgemob)?;
     let opts = DemoOptions {
         runs: a.runs.max(1),
         size: a.size.max(1),
@@ -258,11 +292,14 @@ pub async fn run_demo(a: DemoArgs) -> Result<bool, String> {
         trigger: match a.trigger {
             TriggerArg::X2 => TriggerSource::X2,
             TriggerArg::Ns3 => TriggerSource::Ns3(crate::ns3::Ns3Options::locate(&edgemob)),
-            TriggerArg::Replay => TriggerSource::Replay(absolute(
-                a.trace
-                    .as_deref()
-                    .ok_or("--trigger replay needs --trace FILE")?,
-            )),
+            TriggerArg::Replay => TriggerSource::Replay {
+                trace: absolute(
+                    a.trace
+                        .as_deref()
+                        .ok_or("--trigger replay needs --trace FILE")?,
+                ),
+                replayer: this_binary()?,
+            },
         },
         edgemob,
         video_server: video_server(a.video_server),
@@ -271,7 +308,7 @@ pub async fn run_demo(a: DemoArgs) -> Result<bool, String> {
         service_log: a.service_log,
     };
     println!(
-        "edgemob demo: {} handovers of a {} MB video download paced at {} Mbit/s, {} KB of application context per UE",
+        "edgemob-lab demo: {} handovers of a {} MB video download paced at {} Mbit/s, {} KB of application context per UE",
         opts.runs,
         opts.size as f64 / 1e6,
         opts.bitrate as f64 / 1e6,
@@ -311,13 +348,13 @@ fn write_demo_outputs(
         let path = dir.join(name);
         match f(runs, &path) {
             Ok(()) => files.push(path),
-            Err(e) => eprintln!("edgemob demo: {name} not drawn: {e}"),
+            Err(e) => eprintln!("edgemob-lab demo: {name} not drawn: {e}"),
         }
     }
     Ok(files)
 }
 
-/// `edgemob scale`. Ok(true) when every UE of every burst migrated and
+/// `edgemob-lab scale`. Ok(true) when every UE of every burst migrated and
 /// every download was exact.
 pub async fn run_scale(a: ScaleArgs) -> Result<bool, String> {
     let opts = ScaleOptions {
@@ -326,7 +363,7 @@ pub async fn run_scale(a: ScaleArgs) -> Result<bool, String> {
         size: a.size,
         bitrate: a.bitrate,
         out: absolute(&a.out),
-        edgemob: this_binary()?,
+        edgemob: edgemob_binary(a.edgemob)?,
         video_server: video_server(a.video_server),
         agent_log: a.agent_log,
         progress: !a.quiet,
@@ -336,7 +373,7 @@ pub async fn run_scale(a: ScaleArgs) -> Result<bool, String> {
     let mut all_ok = true;
     let mut records = Vec::new();
     for n in &a.ues {
-        println!("edgemob scale: {n} UE(s) handed over in one burst ...");
+        println!("edgemob-lab scale: {n} UE(s) handed over in one burst ...");
         let bursts = crate::scale::run(&ScaleOptions {
             ues: vec![*n],
             ..opts.clone()
@@ -365,7 +402,7 @@ pub async fn run_scale(a: ScaleArgs) -> Result<bool, String> {
     let plot_path = opts.out.join("scale.png");
     match plot::scale_plot(&summaries, &plot_path) {
         Ok(()) => files.push(plot_path),
-        Err(e) => eprintln!("edgemob scale: scale.png not drawn: {e}"),
+        Err(e) => eprintln!("edgemob-lab scale: scale.png not drawn: {e}"),
     }
     println!("\n{}", table::scale_table(&summaries));
     for f in files {

@@ -3,7 +3,7 @@
 //! (eNBC *i*, counted from 0, serves cell *i + 1* and knows every other eNBC
 //! as a peer) and whatever services the caller starts next to them.
 //!
-//! Used by `edgemob demo`, the scale experiment and end-to-end tests.
+//! Used by `edgemob-lab demo`, the scale experiment and end-to-end tests.
 //! Everything is removed on drop — processes, namespaces, sockets — unless
 //! [`Cluster::keep`] is called.
 

@@ -1,4 +1,4 @@
-//! `edgemob demo`: the paper's experiment on real sockets, real network
+//! `edgemob-lab demo`: the paper's experiment on real sockets, real network
 //! namespaces and an unmodified client.
 //!
 //! Two eNBCs run an agent and the video server each; `curl` in the UE's
@@ -35,9 +35,13 @@ pub enum TriggerSource {
     /// ns-3's LENA simulates the X2 handovers and its bridge triggers the
     /// migrations ([`crate::ns3`]).
     Ns3(Ns3Options),
-    /// `edgemob replay` of a handover trace's X2 handover starts triggers
-    /// the migrations at the trace's times.
-    Replay(PathBuf),
+    /// `edgemob-lab replay` of a handover trace's X2 handover starts
+    /// triggers the migrations at the trace's times.
+    Replay {
+        trace: PathBuf,
+        /// The binary whose `replay` runs it (`edgemob-lab`).
+        replayer: PathBuf,
+    },
 }
 
 impl TriggerSource {
@@ -45,7 +49,7 @@ impl TriggerSource {
         match self {
             TriggerSource::X2 => "X2 (direct)",
             TriggerSource::Ns3(_) => "ns-3 (LENA)",
-            TriggerSource::Replay(_) => "trace replay",
+            TriggerSource::Replay { .. } => "trace replay",
         }
     }
 }
@@ -87,11 +91,11 @@ pub struct DemoOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
     #[error(
-        "edgemob demo needs root: it builds network namespaces and its agents use TCP_REPAIR (run it as root, e.g. with sudo)"
+        "edgemob-lab demo needs root: it builds network namespaces and its agents use TCP_REPAIR (run it as root, e.g. with sudo)"
     )]
     NotRoot,
     #[error(
-        "edgemob demo needs `{0}` on the PATH (Debian package {1}; scripts/install-deps.sh installs it)"
+        "edgemob-lab demo needs `{0}` on the PATH (Debian package {1}; scripts/install-deps.sh installs it)"
     )]
     MissingTool(&'static str, &'static str),
     #[error("cannot find {what} at {path} (build it: cargo build --release --workspace)")]
@@ -346,13 +350,12 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoOutput, DemoError> {
                 _ = &mut interrupted => return Err(DemoError::Interrupted),
             }
         }
-        TriggerSource::Replay(trace) => {
+        TriggerSource::Replay { trace, replayer } => {
             let records = edgemob_simulator_glue::trace::read_file(trace)
                 .map_err(|e| DemoError::Ns3(e.to_string()))?;
             let schedule = Schedule::from_trace(&records, opts.runs, download)
                 .map_err(|e| DemoError::Ns3(format!("{}: {e}", trace.display())))?;
-            let sim =
-                TriggerProcess::replay(&opts.edgemob, &records, &out.join("replay"), &scenario)?;
+            let sim = TriggerProcess::replay(replayer, &records, &out.join("replay"), &scenario)?;
             (schedule, Some(sim))
         }
     };

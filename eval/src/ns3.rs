@@ -1,4 +1,4 @@
-//! `edgemob demo --trigger ns3`: the handovers come from ns-3's LENA, as in
+//! `edgemob-lab demo --trigger ns3`: the handovers come from ns-3's LENA, as in
 //! the paper's setup.
 //!
 //! One real-time simulation runs for the whole demo: a UE (IMSI 1) attached
@@ -14,7 +14,7 @@
 //! the target). The simulator writes its handover trace, per-migration
 //! results and X2 captures to `OUT/ns3/`.
 //!
-//! `--trigger replay` uses the same machinery with `edgemob replay` in place
+//! `--trigger replay` uses the same machinery with `edgemob-lab replay` in place
 //! of the simulator: a trace's X2 handover starts, at the trace's times.
 
 use crate::demo::DemoError;
@@ -197,7 +197,7 @@ fn write_scenario(dir: &Path, scenario: &str) -> Result<PathBuf, DemoError> {
     Ok(toml)
 }
 
-/// A running trigger source: the ns-3 simulation, or `edgemob replay`.
+/// A running trigger source: the ns-3 simulation, or `edgemob-lab replay`.
 #[derive(Debug)]
 pub struct TriggerProcess {
     child: Child,
@@ -231,11 +231,11 @@ impl TriggerProcess {
         Self::spawn(cmd, dir, Some("edgemob: simulation started"))
     }
 
-    /// Starts `edgemob replay` of `trace`'s X2 handover starts in `dir`;
-    /// trace time 0 is now. The ends stay out: the demo switches the path
-    /// and tells the target itself.
+    /// Starts `replay` of `trace`'s X2 handover starts in `dir` with the
+    /// `replayer` binary (`edgemob-lab`); trace time 0 is now. The ends stay
+    /// out: the demo switches the path and tells the target itself.
     pub fn replay(
-        edgemob: &Path,
+        replayer: &Path,
         trace: &[edgemob_simulator_glue::trace::TraceRecord],
         dir: &Path,
         scenario: &str,
@@ -250,7 +250,7 @@ impl TriggerProcess {
         let file = dir.join("starts.jsonl");
         std::fs::write(&file, to_jsonl(&starts))
             .map_err(|e| DemoError::Ns3(format!("write {}: {e}", file.display())))?;
-        let mut cmd = Command::new(edgemob);
+        let mut cmd = Command::new(replayer);
         cmd.arg("replay")
             .arg(&file)
             .arg("--scenario")

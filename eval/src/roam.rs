@@ -1,14 +1,14 @@
 //! Roaming: many UEs move across several eNBCs, following a handover trace
 //! replayed against real agents.
 //!
-//! The trace is `edgemob trace synth`'s (a ring of cells, each UE making a
+//! The trace is `edgemob-lab trace synth`'s (a ring of cells, each UE making a
 //! few X2 handovers to a neighbour) or one given. Every UE holds a live
 //! download from the video server of the eNBC serving it, long enough to
-//! last through all its handovers. The replay engine of `edgemob replay`
+//! last through all its handovers. The replay engine of `edgemob-lab replay`
 //! sends each X2 handover start to the agent of its source cell at its trace
 //! time; whenever it learns that a UE's migration completed, the UE's path
 //! is switched to the target eNBC and the target told (the emulated
-//! network's part, as `edgemob demo` does it). Every migration must complete
+//! network's part, as `edgemob-lab demo` does it). Every migration must complete
 //! and every download arrive octet-exact.
 
 use crate::cluster::{Cluster, ClusterOptions};

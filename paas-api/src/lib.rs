@@ -15,9 +15,14 @@
 //! The calls and events a migration waits on also travel on the *service
 //! link* ([`link`]): the same protobuf messages, length-prefixed on a Unix
 //! stream socket, without the cost of HTTP/2 on the hot path.
+//!
+//! Both ends also share how to reach the agent's socket ([`client`]) and
+//! the allocator setting of their processes ([`memory`]).
 
+pub mod client;
 pub mod fdchannel;
 pub mod link;
+pub mod memory;
 
 /// Generated messages and clients/servers of package `edgemob.v1`.
 #[allow(clippy::all, missing_debug_implementations)]
@@ -27,3 +32,4 @@ pub mod v1 {
 
 pub use fdchannel::descriptor_channel_path;
 pub use link::link_path;
+pub use memory::keep_freed_memory;

@@ -58,13 +58,11 @@ use edgemob_paas_api::descriptor_channel_path;
 use edgemob_paas_api::v1::service_mobility_client::ServiceMobilityClient;
 use edgemob_paas_api::v1::{self as pb, service_event};
 use fds::FdChannel;
-use hyper_util::rt::TokioIo;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::UnixStream;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Channel;
 
 /// Feature Profile Type codes (RFC 4067) that tag contexts: use
 /// [`SERVICE_CONTEXT`], or a code of your own from [`Fpt::service`].
@@ -84,33 +82,9 @@ const MAX_MESSAGE: usize = 17 << 20;
 /// completes late (a burst of many UEs), leaving them open and unserved.
 const SOCKET_WAIT: Duration = Duration::from_secs(600);
 
-/// Makes the C allocator keep freed memory for reuse instead of returning
-/// it to the kernel, and faults in [`HEAP_RESERVE`] of heap up front. Every
-/// migration allocates buffers of about a context's size (75 KB and up) on
-/// the hot path; fresh pages cost a page fault each on first touch (about
-/// 4 µs each on a virtual machine), and the first migration of a process
-/// otherwise takes a hundred of them. Call it first thing in `main`, before
-/// any other thread exists. Does nothing where the C library is not glibc.
-pub fn keep_freed_memory() {
-    #[cfg(target_env = "gnu")]
-    {
-        // SAFETY: mallopt only changes allocator parameters; the caller
-        // runs it before starting other threads, as documented.
-        unsafe {
-            nix::libc::mallopt(nix::libc::M_TRIM_THRESHOLD, 256 << 20);
-            nix::libc::mallopt(nix::libc::M_MMAP_THRESHOLD, 32 << 20);
-        }
-        // Written (not merely allocated) so every page is faulted in; freed
-        // at once, it stays in the heap for later allocations to reuse.
-        let mut reserve = vec![1u8; HEAP_RESERVE];
-        std::hint::black_box(&mut reserve);
-    }
-}
-
-/// Heap faulted in by [`keep_freed_memory`]: what the buffers of a few
-/// dozen 75 KB migrations in flight take, so none of them pays for a fresh
-/// page (a burst of hundreds of UEs grows the heap beyond it once).
-pub const HEAP_RESERVE: usize = 8 << 20;
+/// The allocator setting for a service's process: call it first thing in
+/// `main` (the agent runs with the same).
+pub use edgemob_paas_api::memory::{HEAP_RESERVE, keep_freed_memory};
 
 /// A connection to the local edgemob agent.
 #[derive(Debug, Clone)]
@@ -168,36 +142,17 @@ impl Agent {
 pub async fn operator_client(
     agent: &str,
 ) -> Result<proto::operator_client::OperatorClient<Channel>, Error> {
-    let channel = if agent.starts_with("http://") || agent.starts_with("https://") {
-        Endpoint::from_shared(agent.to_owned())
-            .map_err(|e| Error::Connect {
-                path: agent.to_owned(),
-                source: std::io::Error::other(e),
-            })?
-            .connect()
-            .await
-            .map_err(|e| Error::Connect {
-                path: agent.to_owned(),
-                source: std::io::Error::other(e),
-            })?
-    } else {
-        unix_channel(Path::new(agent.strip_prefix("unix:").unwrap_or(agent))).await?
-    };
-    Ok(proto::operator_client::OperatorClient::new(channel).max_decoding_message_size(64 << 20))
+    edgemob_paas_api::client::operator_client(agent)
+        .await
+        .map_err(|e| Error::Connect {
+            path: agent.strip_prefix("unix:").unwrap_or(agent).to_owned(),
+            source: std::io::Error::other(e),
+        })
 }
 
 /// Opens a gRPC channel over a Unix socket.
 pub async fn unix_channel(path: &Path) -> Result<Channel, Error> {
-    let p = path.to_path_buf();
-    Endpoint::from_static("http://edgemob.agent")
-        // The default 64 KiB windows cost a round trip per large context.
-        .initial_stream_window_size(Some(16 << 20))
-        .initial_connection_window_size(Some(64 << 20))
-        .max_frame_size(Some(1 << 20))
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let p = p.clone();
-            async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(p).await?)) }
-        }))
+    edgemob_paas_api::client::unix_channel(path)
         .await
         .map_err(|e| Error::Connect {
             path: path.display().to_string(),

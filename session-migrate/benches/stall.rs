@@ -12,7 +12,7 @@
 //! `EDGEMOB_STALL_ROUNDS`, default 30). The stall includes the server's
 //! own pacing (it pauses [`PACE`] between writes; the stop comes at any
 //! moment of that pause); what the agent adds on top (service export,
-//! CXTP) is measured by `edgemob demo`.
+//! CXTP) is measured by `edgemob-lab demo`.
 
 #[path = "../tests/support/mod.rs"]
 mod support;

@@ -460,7 +460,7 @@ def main(argv=None):
     ns.Simulator.Stop(ns.Seconds(args.sim_time) + ns.MilliSeconds(20))
     wall = time.monotonic()
     # In real time, simulated time 0 is now: callers that line real traffic
-    # up with the simulated handovers (`edgemob demo --trigger ns3`) wait for
+    # up with the simulated handovers (`edgemob-lab demo --trigger ns3`) wait for
     # this line.
     print("edgemob: simulation started", file=sys.stderr, flush=True)
     try:

@@ -132,7 +132,7 @@ pub fn generate(opts: &SynthOptions) -> Result<Vec<TraceRecord>, SynthError> {
 /// socket is `<api_dir>/enbcN.sock`, UEs are known as `imsi-<15 digits>`.
 pub fn scenario_toml(cells: u32, api_dir: &str) -> String {
     let mut out = String::from(
-        "# Scenario for a synthetic trace (edgemob trace synth).\n\
+        "# Scenario for a synthetic trace (edgemob-lab trace synth).\n\
          # UE identity: what the services registered each UE under.\n\
          ue_identity = \"imsi-{imsi:015}\"\n",
     );

@@ -430,7 +430,7 @@ impl Bridge {
     }
 
     /// Every result known so far (after `close()`: all of them), as dicts
-    /// with `type` = `migration` or `complete` (the lines of `edgemob replay --out`).
+    /// with `type` = `migration` or `complete` (the lines of `edgemob-lab replay --out`).
     fn results<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let events = {
             let s = self.lock();

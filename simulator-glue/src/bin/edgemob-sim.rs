@@ -1,5 +1,5 @@
-//! `edgemob-sim`: the trace tools on their own (the `edgemob` binary mounts
-//! the same subcommands).
+//! `edgemob-sim`: the trace tools on their own (the researchers'
+//! `edgemob-lab` binary mounts the same subcommands).
 
 use clap::{Parser, Subcommand};
 use edgemob_simulator_glue::cli;

@@ -1,27 +1,40 @@
-//! `edgemob demo` and `edgemob scale` as a user runs them: the real binary,
-//! the real video server, namespaces, curl. Asserts what a user reads in the
-//! outputs: every run byte-exact and RST-free, the report's fields, the
-//! plots, and nothing left behind.
+//! `edgemob-lab demo`, `scale` and `roam` as a user runs them: the real
+//! binaries, the real video server, namespaces, curl. Asserts what a user
+//! reads in the outputs: every run byte-exact and RST-free, the report's
+//! fields, the plots, and nothing left behind.
 //!
-//! Needs root and the video server binary, which `cargo test --workspace`
-//! builds next to `edgemob`.
+//! Needs root, and the agents' `edgemob` binary and the video server next
+//! to `edgemob-lab`: `cargo test --workspace` builds them; before
+//! `cargo test -p edgemob-eval`, run
+//! `cargo build -p edgemob-agent -p edgemob-video-server`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn edgemob() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_edgemob"))
+fn edgemob_lab() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_edgemob-lab"))
 }
 
-/// The video server built by this workspace, next to `edgemob`.
-fn video_server() -> PathBuf {
-    let p = edgemob().with_file_name("edgemob-video-server");
+/// A binary of another package of this workspace, built next to
+/// `edgemob-lab` (cargo builds it only when its package is built too).
+fn beside_lab(name: &str, package: &str) -> PathBuf {
+    let p = edgemob_lab().with_file_name(name);
     assert!(
         p.exists(),
-        "{} is missing: run `cargo build -p edgemob-video-server` (cargo test --workspace builds it)",
+        "{} is missing: run `cargo build -p {package}` (cargo test --workspace builds it)",
         p.display()
     );
     p
+}
+
+/// The video server built by this workspace.
+fn video_server() -> PathBuf {
+    beside_lab("edgemob-video-server", "edgemob-video-server")
+}
+
+/// The agents' binary, which `edgemob-lab` finds next to itself.
+fn edgemob() -> PathBuf {
+    beside_lab("edgemob", "edgemob-agent")
 }
 
 fn root() -> bool {
@@ -44,7 +57,8 @@ fn namespaces_of(pid: u32) -> Vec<String> {
 }
 
 fn run(args: &[&str]) -> (std::process::ExitStatus, String, u32) {
-    let child = Command::new(edgemob())
+    edgemob();
+    let child = Command::new(edgemob_lab())
         .args(args)
         .env("EDGEMOB_VIDEO_SERVER", video_server())
         .stdout(std::process::Stdio::piped())
@@ -89,7 +103,7 @@ fn demo_reports_byte_exact_rst_free_runs_and_cleans_up() {
         out.to_str().unwrap(),
         "--quiet",
     ]);
-    assert!(status.success(), "edgemob demo failed:\n{text}");
+    assert!(status.success(), "edgemob-lab demo failed:\n{text}");
     // Table I beside the paper's figures.
     for row in [
         "MIH HO commit transaction",
@@ -174,7 +188,7 @@ fn scale_moves_every_ue_of_each_burst() {
         out.to_str().unwrap(),
         "--quiet",
     ]);
-    assert!(status.success(), "edgemob scale failed:\n{text}");
+    assert!(status.success(), "edgemob-lab scale failed:\n{text}");
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("scale.json")).unwrap()).unwrap();
     let sums = json["summaries"].as_array().unwrap();
@@ -194,8 +208,9 @@ fn scale_moves_every_ue_of_each_burst() {
 fn demo_without_root_says_what_it_needs() {
     // As root this checks the other refusal a user meets first: a video
     // server that does not exist.
+    edgemob();
     let (status, text, _) = {
-        let child = Command::new(edgemob())
+        let child = Command::new(edgemob_lab())
             .args(["demo", "--runs", "1", "--quiet", "--out"])
             .arg(std::env::temp_dir().join("edgemob-demo-refused"))
             .env("EDGEMOB_VIDEO_SERVER", "/nonexistent/edgemob-video-server")
@@ -298,7 +313,7 @@ fn ns3_drives_real_agents_and_its_x2_capture_replays_to_the_same_migrations() {
     let (status, text, _) = run(&args);
     assert!(
         status.success(),
-        "edgemob demo --trigger ns3 failed:\n{text}"
+        "edgemob-lab demo --trigger ns3 failed:\n{text}"
     );
     assert!(text.contains("X2 handovers 2"), "{text}");
     assert!(text.contains("to the migration's start"), "{text}");
@@ -334,7 +349,7 @@ fn ns3_drives_real_agents_and_its_x2_capture_replays_to_the_same_migrations() {
     let (status, text, _) = run(&args);
     assert!(
         status.success(),
-        "edgemob demo --trigger replay failed:\n{text}"
+        "edgemob-lab demo --trigger replay failed:\n{text}"
     );
     demo_ok(&replay_out, 2);
     assert_eq!(
@@ -365,7 +380,7 @@ fn a_hundred_ues_roam_over_four_real_enbcs() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert!(status.success(), "edgemob roam failed:\n{text}");
+    assert!(status.success(), "edgemob-lab roam failed:\n{text}");
     assert!(
         text.contains("200 migrations completed, 100 of 100 downloads exact"),
         "{text}"
