@@ -11,6 +11,7 @@
 //! (enbc1 → enbc2, then back), like a UE moving between two cells.
 
 use crate::cluster::{Cluster, ClusterError, ClusterOptions};
+use crate::floor::Floor;
 use crate::ns3::{Ns3Options, Schedule, TriggerProcess};
 use crate::report::{self, Phases, RunRecord};
 use edgemob_paas_api::v1 as pb;
@@ -86,6 +87,10 @@ pub struct DemoOptions {
     pub agent_log: String,
     /// `--log` of the video servers.
     pub service_log: String,
+    /// Attribute host noise in each handover's window (`--diagnose-host`):
+    /// per-thread scheduler counters read just before each trigger and after
+    /// its window ([`crate::contention`]), host steal, DAMON.
+    pub diagnose_host: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -315,6 +320,10 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoOutput, DemoError> {
         opts.context_bytes,
         Some(&opts.service_log),
     )?;
+    // The floor's sockets, on the addresses the agents use, and its warm
+    // connection: opened once, before the runs.
+    let floor = Floor::open(&cluster.tb, cluster.node(0), cluster.node(1))
+        .map_err(io("open the floor's sockets between the eNBCs"))?;
 
     let bar = opts.progress.then(|| {
         let b = indicatif::ProgressBar::new(opts.runs as u64);
@@ -368,7 +377,7 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoOutput, DemoError> {
                 lead: download.mul_f64(share),
             },
         };
-        let one = one_run(&cluster, opts, run, serving, fire, &expected, &work);
+        let one = one_run(&cluster, &floor, opts, run, serving, fire, &expected, &work);
         let rec = tokio::select! {
             r = one => r?,
             _ = &mut interrupted => {
@@ -433,8 +442,10 @@ pub async fn run(opts: &DemoOptions) -> Result<DemoOutput, DemoError> {
     Ok(DemoOutput { runs, kept })
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn one_run(
     cluster: &Cluster,
+    floor: &Floor,
     opts: &DemoOptions,
     run: usize,
     from: usize,
@@ -448,7 +459,8 @@ async fn one_run(
     let fail = |why: String| DemoError::Run { run: run + 1, why };
     let file = work.join(format!("download-{run}.bin"));
     let _ = std::fs::remove_file(&file);
-    let steal_from = crate::steal::host_steal();
+    let diagnose = opts.diagnose_host;
+    let steal_from = diagnose.then(crate::steal::host_steal).flatten();
     let offset = match fire {
         Fire::AtOffset(o) => o,
         Fire::Simulated { at, lead } => {
@@ -501,13 +513,20 @@ async fn one_run(
         .map_err(ClusterError::from)?;
 
     let deadline = Instant::now() + Duration::from_secs(max_secs);
-    // What else held the CPUs: counters read just before the handover and
-    // once its stall window has closed (crate::contention).
-    let (pids, reclaim) = (cluster.pids(), crate::reclaim::kdamond_pids());
+    // With --diagnose-host, what else held the CPUs: counters read just
+    // before the handover and once its stall window has closed
+    // (crate::contention). Not read otherwise: a reading costs CPU time
+    // just before the trigger.
+    let (pids, reclaim) = if diagnose {
+        (cluster.pids(), crate::reclaim::kdamond_pids())
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let snapshot = || diagnose.then(|| crate::contention::snapshot(&pids, &reclaim));
     let (fired, before, rec) = match fire {
         Fire::AtOffset(_) => {
             wait_for_offset(&mut child, &file, offset, deadline, &fail).await?;
-            let before = crate::contention::snapshot(&pids, &reclaim);
+            let before = snapshot();
             let fired = SystemTime::now();
             (fired, before, cluster.handover(&ue, from, to).await?)
         }
@@ -515,7 +534,7 @@ async fn one_run(
             let since = SystemTime::now();
             let early = at.checked_sub(Duration::from_millis(1)).unwrap_or(at);
             tokio::time::sleep_until(early.into()).await;
-            let before = crate::contention::snapshot(&pids, &reclaim);
+            let before = snapshot();
             let rec = simulated_migration(cluster, &ue, from, since, at, &fail).await?;
             // The simulated ACK's wall-clock moment.
             let ago = Instant::now().saturating_duration_since(at);
@@ -540,11 +559,27 @@ async fn one_run(
     if let Ok(left) = window_end.duration_since(SystemTime::now()) {
         tokio::time::sleep(left).await;
     }
-    let contention = before.until(&crate::contention::snapshot(&pids, &reclaim));
+    let contention = before.and_then(|b| Some(b.until(&snapshot()?)));
     // Named now, while the thread most likely still runs.
     let (busiest_other, busiest_other_ms) = contention
-        .busiest_other
+        .and_then(|c| c.busiest_other)
         .map_or((String::new(), f64::NAN), |b| (b.name(), b.ran_ms));
+    let cpu =
+        |f: fn(&crate::contention::Contention) -> f64| contention.as_ref().map_or(f64::NAN, f);
+    // The floor, source to target as this migration went. Measured now:
+    // the stall window has closed, so its packets and its two threads'
+    // CPU time are not in what the client's stall or the host diagnosis
+    // measured, while the download still runs as it did during the
+    // migration (after the download the machine would be quieter than the
+    // migration found it, and the floor lower).
+    let floor_sample = floor
+        .measure(
+            &cluster.tb,
+            from,
+            usize::try_from(rec.context_bytes).unwrap_or(0),
+        )
+        .inspect_err(|e| eprintln!("edgemob demo: run {}: floor not measured: {e}", run + 1))
+        .ok();
 
     // Let the download finish.
     let status = loop {
@@ -566,7 +601,11 @@ async fn one_run(
         }
         s
     };
-    let host_steal_ms = crate::steal::steal_ms_since(steal_from);
+    let host_steal_ms = if diagnose {
+        crate::steal::steal_ms_since(steal_from)
+    } else {
+        f64::NAN
+    };
     let sha_ok = status.success() && sha256_file(&file)? == expected;
     let downloaded = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
     let _ = std::fs::remove_file(&file);
@@ -605,6 +644,7 @@ async fn one_run(
     } else if timeline.is_some() {
         let _ = std::fs::remove_file(&kept);
     }
+    let phases = phases_of(&rec);
     let mut reason = rec.reason.clone();
     if !status.success() {
         reason = format!("curl: {} {}", status, curl_err.trim());
@@ -616,7 +656,7 @@ async fn one_run(
         rst_seen: stats.rst,
         outcome: outcome_name(rec.outcome).into(),
         reason,
-        phases: phases_of(&rec),
+        phases,
         context_bytes: rec.context_bytes,
         app_context_bytes: rec.app_context_bytes,
         client_stall_ms: stall.as_secs_f64() * 1e3,
@@ -625,13 +665,21 @@ async fn one_run(
         trigger_offset_bytes: offset,
         migration_id: rec.migration_id,
         host_steal_ms,
-        edgemob_ran_ms: contention.edgemob_ran_ms,
-        edgemob_waited_ms: contention.edgemob_waited_ms,
-        reclaim_ran_ms: contention.reclaim_ran_ms,
-        others_ran_ms: contention.others_ran_ms,
-        window_steal_ms: contention.steal_ms,
+        edgemob_ran_ms: cpu(|c| c.edgemob_ran_ms),
+        edgemob_waited_ms: cpu(|c| c.edgemob_waited_ms),
+        reclaim_ran_ms: cpu(|c| c.reclaim_ran_ms),
+        others_ran_ms: cpu(|c| c.others_ran_ms),
+        window_steal_ms: cpu(|c| c.steal_ms),
         busiest_other,
         busiest_other_ms,
+        host_diagnosed: diagnose,
+        floor_ms: floor_sample.map_or(f64::NAN, |f| f.floor_ms()),
+        floor_rtt_ms: floor_sample.map_or(f64::NAN, |f| f.rtt_ms()),
+        floor_move_ms: floor_sample.map_or(f64::NAN, |f| f.move_ms()),
+        total_over_floor: match floor_sample {
+            Some(f) if completed => report::total_over_floor(phases.total_ms, f.floor_ms()),
+            _ => f64::NAN,
+        },
     })
 }
 

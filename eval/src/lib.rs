@@ -34,6 +34,7 @@ pub mod cli;
 pub mod cluster;
 pub mod contention;
 pub mod demo;
+pub mod floor;
 pub mod ns3;
 pub mod roam;
 pub mod scale;

@@ -29,6 +29,14 @@
 //!   window of the same length ending [`BASELINE_GUARD_MS`] before the
 //!   trigger, in the same download, where no migration runs: the gaps the
 //!   host's scheduling and the server's pacing cause by themselves.
+//! * `floor` summarizes each run's floor ([`crate::floor`]: the MIH round
+//!   trip plus the run's context bytes over a warm TCP connection, between
+//!   the same two eNBCs, right after its migration) over the runs where it
+//!   was measured, and `floor.total_over_floor` the ratio of each
+//!   **completed** run's total to its own floor ([`total_over_floor`]).
+//! * The host-noise figures below are collected only with
+//!   `--diagnose-host` ([`RunRecord::host_diagnosed`]); without it they are
+//!   `null` (or empty lists) in `report.json` and empty cells in `runs.csv`.
 //! * `host_steal_ms` sums each run's host steal ([`crate::steal`]).
 //! * `edgemob_ran_ms` and `edgemob_waited_ms` summarize, over the runs where
 //!   the kernel keeps per-task scheduler statistics, how long edgemob's
@@ -172,10 +180,41 @@ pub struct RunRecord {
     pub busiest_other: String,
     #[serde(default = "unknown")]
     pub busiest_other_ms: f64,
+    /// Whether the host-noise figures above (`host_steal_ms` through
+    /// `busiest_other_ms`) were collected (`--diagnose-host`).
+    #[serde(default)]
+    pub host_diagnosed: bool,
+    /// The floor a migration cannot beat, measured right after this run's
+    /// migration between the same two eNBCs in the same direction
+    /// ([`crate::floor`]): `floor_rtt_ms + floor_move_ms`; NaN when not
+    /// measured.
+    #[serde(default = "unknown")]
+    pub floor_ms: f64,
+    /// Its MIH-sized UDP round trip, ms.
+    #[serde(default = "unknown")]
+    pub floor_rtt_ms: f64,
+    /// Its move of `context_bytes` over the warm TCP connection until
+    /// acknowledged, ms.
+    #[serde(default = "unknown")]
+    pub floor_move_ms: f64,
+    /// `phases.total_ms / floor_ms` ([`total_over_floor`]); NaN unless the
+    /// migration completed and the floor was measured.
+    #[serde(default = "unknown")]
+    pub total_over_floor: f64,
 }
 
 fn unknown() -> f64 {
     f64::NAN
+}
+
+/// A completed migration's total over its run's floor; NaN when either is
+/// unknown or the floor is not positive.
+pub fn total_over_floor(total_ms: f64, floor_ms: f64) -> f64 {
+    if total_ms.is_finite() && floor_ms.is_finite() && floor_ms > 0.0 {
+        total_ms / floor_ms
+    } else {
+        f64::NAN
+    }
 }
 
 impl RunRecord {
@@ -381,7 +420,8 @@ impl TailRun {
 }
 
 /// A per-run figure over a demo's runs, in ms: the client's stall, the
-/// CPU wait of edgemob's threads.
+/// CPU wait of edgemob's threads (or, for [`FloorStats::total_over_floor`],
+/// a ratio).
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct PerRunMs {
     pub p50: f64,
@@ -406,6 +446,36 @@ impl PerRunMs {
             p99: s.p99,
             mean: s.mean,
             n: s.n,
+        }
+    }
+}
+
+/// The floor over a demo's runs ([`crate::floor`]), `floor` in
+/// `report.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct FloorStats {
+    /// Round trip plus move, ms, over the runs where it was measured.
+    pub floor_ms: PerRunMs,
+    /// The MIH-sized UDP round trip, ms.
+    pub rtt_ms: PerRunMs,
+    /// The context bytes over the warm connection, ms.
+    pub move_ms: PerRunMs,
+    /// Each completed run's total over its own floor (a ratio, not ms).
+    pub total_over_floor: PerRunMs,
+}
+
+impl FloorStats {
+    pub fn of(runs: &[RunRecord]) -> FloorStats {
+        let ratios: Vec<f64> = runs
+            .iter()
+            .filter(|r| r.completed())
+            .map(|r| total_over_floor(r.phases.total_ms, r.floor_ms))
+            .collect();
+        FloorStats {
+            floor_ms: PerRunMs::over(runs, |r| r.floor_ms),
+            rtt_ms: PerRunMs::over(runs, |r| r.floor_rtt_ms),
+            move_ms: PerRunMs::over(runs, |r| r.floor_move_ms),
+            total_over_floor: PerRunMs::of(&ratios),
         }
     }
 }
@@ -480,29 +550,37 @@ pub struct DemoReport {
     /// The same measure in migration-free windows of the same downloads.
     #[serde(default)]
     pub client_stall_baseline_ms: PerRunMs,
+    /// The floor a migration cannot beat, and each total over its floor.
+    #[serde(default)]
+    pub floor: FloorStats,
+    /// Whether the host noise was diagnosed (`--diagnose-host`); the
+    /// figures from here to `damon_pageout` are `null` or empty otherwise.
+    #[serde(default)]
+    pub host_diagnosed: bool,
     /// Host steal during the runs: how much of the host's CPU this machine
     /// wanted and did not get, and in which runs.
     #[serde(default)]
-    pub host_steal_ms: StealStats,
+    pub host_steal_ms: Option<StealStats>,
     /// edgemob's threads' CPU time per handover window, over the runs
     /// where it is known.
     #[serde(default)]
-    pub edgemob_ran_ms: PerRunMs,
+    pub edgemob_ran_ms: Option<PerRunMs>,
     /// Their wait for a CPU, likewise.
     #[serde(default)]
-    pub edgemob_waited_ms: PerRunMs,
+    pub edgemob_waited_ms: Option<PerRunMs>,
     /// Every other thread's CPU time per handover window, likewise.
     #[serde(default)]
-    pub others_ran_ms: PerRunMs,
+    pub others_ran_ms: Option<PerRunMs>,
     /// Handover windows in which the guest's reclaim threads ran.
     #[serde(default)]
-    pub reclaim_windows: usize,
+    pub reclaim_windows: Option<usize>,
     /// The runs of the slowest migrations and of the largest stalls, with
     /// what else held the CPUs then.
     #[serde(default)]
     pub tail_runs: Vec<TailRun>,
     /// The guest's DAMON pageout schemes that were running ([`crate::reclaim`]);
-    /// set by the demo, empty from [`DemoReport::from_runs`].
+    /// set by the demo when it diagnoses the host, empty from
+    /// [`DemoReport::from_runs`].
     #[serde(default)]
     pub damon_pageout: Vec<crate::reclaim::DamonPageout>,
     /// Number of runs per outcome.
@@ -565,6 +643,10 @@ impl DemoReport {
             },
         ];
         let targets_met = targets.iter().all(|t| t.met);
+        let diagnosed: Vec<RunRecord> = runs.iter().filter(|r| r.host_diagnosed).cloned().collect();
+        let host_diagnosed = !diagnosed.is_empty();
+        let per_run =
+            |f: fn(&RunRecord) -> f64| host_diagnosed.then(|| PerRunMs::over(&diagnosed, f));
         DemoReport {
             runs: runs.len(),
             runs_ok: runs.iter().filter(|r| r.ok).count(),
@@ -576,12 +658,15 @@ impl DemoReport {
             app_context_bytes: ByteStats::of(&app_context),
             client_stall_ms,
             client_stall_baseline_ms,
-            host_steal_ms: StealStats::of(runs),
-            edgemob_ran_ms: PerRunMs::over(runs, |r| r.edgemob_ran_ms),
-            edgemob_waited_ms: PerRunMs::over(runs, |r| r.edgemob_waited_ms),
-            others_ran_ms: PerRunMs::over(runs, |r| r.others_ran_ms),
-            reclaim_windows: runs.iter().filter(|r| r.reclaim_ran_ms > 0.0).count(),
-            tail_runs: TailRun::of(runs),
+            floor: FloorStats::of(runs),
+            host_diagnosed,
+            host_steal_ms: host_diagnosed.then(|| StealStats::of(&diagnosed)),
+            edgemob_ran_ms: per_run(|r| r.edgemob_ran_ms),
+            edgemob_waited_ms: per_run(|r| r.edgemob_waited_ms),
+            others_ran_ms: per_run(|r| r.others_ran_ms),
+            reclaim_windows: host_diagnosed
+                .then(|| diagnosed.iter().filter(|r| r.reclaim_ran_ms > 0.0).count()),
+            tail_runs: TailRun::of(&diagnosed),
             damon_pageout: Vec::new(),
             outcomes,
             targets,
@@ -716,7 +801,7 @@ fn csv_line(fields: &[String]) -> String {
 }
 
 /// Column names of `runs.csv`, in order.
-pub const RUNS_CSV_HEADER: [&str; 26] = [
+pub const RUNS_CSV_HEADER: [&str; 30] = [
     "run",
     "ok",
     "sha256_ok",
@@ -743,6 +828,10 @@ pub const RUNS_CSV_HEADER: [&str; 26] = [
     "window_steal_ms",
     "busiest_other",
     "busiest_other_ms",
+    "floor_ms",
+    "floor_rtt_ms",
+    "floor_move_ms",
+    "total_over_floor",
 ];
 
 /// The five Table I phases, ms, in column order.
@@ -758,7 +847,8 @@ fn phase_cells(p: &Phases) -> [String; 5] {
 }
 
 /// `runs.csv` as a string: a header row ([`RUNS_CSV_HEADER`]) and one row per
-/// run. Floats are written in Rust's shortest round-trip form.
+/// run. Floats are written in Rust's shortest round-trip form (`NaN` where
+/// unknown); the host-noise cells of a run not diagnosed are empty.
 pub fn runs_csv(runs: &[RunRecord]) -> String {
     let mut out = csv_line(&RUNS_CSV_HEADER.map(String::from));
     for r in runs {
@@ -779,6 +869,8 @@ pub fn runs_csv(runs: &[RunRecord]) -> String {
             r.trigger_offset_bytes.to_string(),
             r.migration_id.to_string(),
             r.baseline_stall_ms.to_string(),
+        ]);
+        let host = [
             r.host_steal_ms.to_string(),
             r.edgemob_ran_ms.to_string(),
             r.edgemob_waited_ms.to_string(),
@@ -787,6 +879,19 @@ pub fn runs_csv(runs: &[RunRecord]) -> String {
             r.window_steal_ms.to_string(),
             r.busiest_other.clone(),
             r.busiest_other_ms.to_string(),
+        ];
+        row.extend(host.map(|cell| {
+            if r.host_diagnosed {
+                cell
+            } else {
+                String::new()
+            }
+        }));
+        row.extend([
+            r.floor_ms.to_string(),
+            r.floor_rtt_ms.to_string(),
+            r.floor_move_ms.to_string(),
+            r.total_over_floor.to_string(),
         ]);
         out.push_str(&csv_line(&row));
     }
@@ -949,6 +1054,14 @@ pub mod synthetic {
                     window_steal_ms: 0.0,
                     busiest_other: "curl".into(),
                     busiest_other_ms: 0.25 + u,
+                    host_diagnosed: true,
+                    floor_ms: 0.2 + 0.1 * u,
+                    floor_rtt_ms: 0.08 + 0.04 * u,
+                    floor_move_ms: 0.12 + 0.06 * u,
+                    total_over_floor: total_over_floor(
+                        mih + app + sock + cxtp + 0.02,
+                        0.2 + 0.1 * u,
+                    ),
                 }
             })
             .collect()
@@ -1044,7 +1157,7 @@ mod tests {
     #[test]
     fn host_steal_is_summed() {
         let runs = synthetic::runs(20);
-        let s = DemoReport::from_runs(&runs).host_steal_ms;
+        let s = DemoReport::from_runs(&runs).host_steal_ms.unwrap();
         assert_eq!(s.total, runs.iter().map(|r| r.host_steal_ms).sum::<f64>());
         assert_eq!(
             s.runs,
@@ -1107,11 +1220,12 @@ mod tests {
         let t4 = r.tail_runs.iter().find(|t| t.run == 4).unwrap();
         assert_eq!(t4.edgemob_waited_ms, None);
         // The CPU wait summary leaves the unknown run out.
-        assert_eq!(r.edgemob_waited_ms.n, 19);
-        assert_eq!(r.edgemob_waited_ms.max, 3.5);
+        let waited = r.edgemob_waited_ms.unwrap();
+        assert_eq!(waited.n, 19);
+        assert_eq!(waited.max, 3.5);
         assert_eq!(
             r.reclaim_windows,
-            runs.iter().filter(|r| r.reclaim_ran_ms > 0.0).count()
+            Some(runs.iter().filter(|r| r.reclaim_ran_ms > 0.0).count())
         );
         // It survives report.json.
         let back: DemoReport = serde_json::from_str(&r.to_json().unwrap()).unwrap();
@@ -1186,8 +1300,93 @@ mod tests {
         assert_eq!(r.runs, 0);
         assert!(!r.bytes_verified);
         assert!(r.targets.iter().all(|t| !t.met));
-        let json = r.to_json().unwrap();
+        assert_eq!(r.floor.floor_ms.n, 0);
+        // Nothing was diagnosed: those figures are null, every other one a
+        // number.
+        let mut v: Value = serde_json::from_str(&r.to_json().unwrap()).unwrap();
+        for key in HOST_DIAGNOSIS_NULLS {
+            assert!(v[key].is_null(), "{key}");
+            v.as_object_mut().unwrap().remove(key);
+        }
+        let json = v.to_string();
         assert!(!json.contains("null"), "{json}");
+    }
+
+    /// The report's host-noise figures that are null when not diagnosed.
+    const HOST_DIAGNOSIS_NULLS: [&str; 5] = [
+        "host_steal_ms",
+        "edgemob_ran_ms",
+        "edgemob_waited_ms",
+        "others_ran_ms",
+        "reclaim_windows",
+    ];
+
+    #[test]
+    fn without_the_host_diagnosis_its_figures_are_null_and_empty() {
+        let mut runs = synthetic::runs(10);
+        for r in &mut runs {
+            r.host_diagnosed = false;
+            r.host_steal_ms = f64::NAN;
+            r.edgemob_ran_ms = f64::NAN;
+            r.busiest_other = String::new();
+        }
+        let r = DemoReport::from_runs(&runs);
+        assert!(!r.host_diagnosed);
+        assert!(r.tail_runs.is_empty() && r.damon_pageout.is_empty());
+        let v: Value = serde_json::from_str(&r.to_json().unwrap()).unwrap();
+        for key in HOST_DIAGNOSIS_NULLS {
+            assert!(v[key].is_null(), "{key}: {}", v[key]);
+        }
+        assert_eq!(v["tail_runs"], serde_json::json!([]));
+        assert_eq!(v["host_diagnosed"], false);
+        // The floor is there all the same, and the report reads back.
+        assert_eq!(v["floor"]["total_over_floor"]["n"], 10);
+        let back: DemoReport = serde_json::from_value(v).unwrap();
+        assert_eq!(back, r);
+        // runs.csv keeps its columns; the host-noise cells are empty.
+        let text = runs_csv(&runs);
+        let mut rd = csv::Reader::from_reader(text.as_bytes());
+        let header: Vec<String> = rd.headers().unwrap().iter().map(String::from).collect();
+        let host = header.iter().position(|h| h == "host_steal_ms").unwrap();
+        let floor = header.iter().position(|h| h == "floor_ms").unwrap();
+        for row in rd.records().map(Result::unwrap) {
+            assert_eq!(row.len(), RUNS_CSV_HEADER.len());
+            assert!((host..floor).all(|i| row[i].is_empty()), "{row:?}");
+            assert!(row[floor].parse::<f64>().unwrap() > 0.0);
+        }
+    }
+
+    #[test]
+    fn total_over_floor_is_per_completed_run_and_summarized() {
+        // Totals 1..=10 ms over floors of 0.5 ms: ratios 2, 4, ..., 20.
+        let mut runs: Vec<RunRecord> = (1..=10)
+            .map(|i| {
+                let mut r = run(i, i as f64);
+                r.floor_ms = 0.5;
+                r.floor_rtt_ms = 0.2;
+                r.floor_move_ms = 0.3;
+                r
+            })
+            .collect();
+        // A rolled-back run's floor counts, its ratio does not; an
+        // unmeasured floor counts in neither.
+        runs[9].outcome = "rolled back".into();
+        runs[9].floor_ms = 0.25;
+        runs[8].floor_ms = f64::NAN;
+        let f = DemoReport::from_runs(&runs).floor;
+        assert_eq!(f.floor_ms.n, 9);
+        assert_eq!(f.floor_ms.p50, 0.5);
+        assert_eq!(f.floor_ms.p99, 0.5);
+        assert_eq!(f.rtt_ms.n, 10);
+        assert_eq!(f.total_over_floor.n, 8);
+        // Ratios 2, 4, ..., 16: nearest-rank p50 is the 4th, p99 the 8th.
+        assert_eq!(f.total_over_floor.p50, 8.0);
+        assert_eq!(f.total_over_floor.p99, 16.0);
+        assert_eq!(f.total_over_floor.max, 16.0);
+        assert_eq!(total_over_floor(3.0, 0.5), 6.0);
+        assert!(total_over_floor(3.0, 0.0).is_nan());
+        assert!(total_over_floor(3.0, f64::NAN).is_nan());
+        assert!(total_over_floor(f64::NAN, 0.5).is_nan());
     }
 
     #[test]
@@ -1220,7 +1419,59 @@ mod tests {
             assert_eq!(row[11].parse::<u64>().unwrap(), r.context_bytes);
             assert_eq!(row[13].parse::<f64>().unwrap(), r.client_stall_ms);
             assert_eq!(row[16].parse::<u64>().unwrap(), r.migration_id);
+            // Diagnosed runs (synthetic ones are) fill the host columns.
+            assert_eq!(row[18].parse::<f64>().unwrap(), r.host_steal_ms);
+            assert_eq!(&row[24], r.busiest_other);
+            let floor: Vec<f64> = (26..30).map(|i| row[i].parse().unwrap()).collect();
+            assert_eq!(
+                floor,
+                [
+                    r.floor_ms,
+                    r.floor_rtt_ms,
+                    r.floor_move_ms,
+                    r.total_over_floor
+                ]
+            );
+            assert!(floor.iter().all(|v| v.is_finite() && *v > 0.0), "{floor:?}");
         }
+        assert_eq!(
+            RUNS_CSV_HEADER[26..],
+            [
+                "floor_ms",
+                "floor_rtt_ms",
+                "floor_move_ms",
+                "total_over_floor"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_floor_survives_report_json() {
+        let runs = synthetic::runs(20);
+        let r = DemoReport::from_runs(&runs);
+        assert_eq!(r.floor.floor_ms.n, 20);
+        assert_eq!(r.floor.total_over_floor.n, 20);
+        assert!(r.floor.total_over_floor.p50 > 1.0);
+        let v: Value = serde_json::from_str(&r.to_json().unwrap()).unwrap();
+        for key in ["floor_ms", "rtt_ms", "move_ms", "total_over_floor"] {
+            for stat in ["p50", "p99"] {
+                assert!(
+                    v["floor"][key][stat].as_f64().unwrap() > 0.0,
+                    "{key}.{stat}"
+                );
+            }
+        }
+        let back: DemoReport = serde_json::from_value(v).unwrap();
+        assert_eq!(back.floor, r.floor);
+        // A report written before the floor existed still reads.
+        let mut old: Value = serde_json::from_str(&r.to_json().unwrap()).unwrap();
+        old.as_object_mut().unwrap().remove("floor");
+        let old: DemoReport = serde_json::from_value(old).unwrap();
+        assert_eq!(old.floor, FloorStats::default());
+        // And a run record, with its floor.
+        let one: RunRecord =
+            serde_json::from_str(&serde_json::to_string(&runs[3]).unwrap()).unwrap();
+        assert_eq!(one, runs[3]);
     }
 
     #[test]

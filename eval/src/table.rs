@@ -2,8 +2,9 @@
 //!
 //! [`table_one`] prints a [`DemoReport`] in the style of the paper's Table I
 //! (one row per migration phase: mean, std, p50, p99 in ms) next to the
-//! paper's own figures, followed by context sizes, the client-observed stall,
-//! RST count and one verdict line per benchmark target. [`scale_table`]
+//! paper's own figures and the floor a migration cannot beat, followed by
+//! context sizes, the client-observed stall, RST count and one verdict line
+//! per benchmark target; with `--diagnose-host`, what else held the CPUs. [`scale_table`]
 //! prints one row per burst size of the scale experiment.
 //!
 //! Only the paper's total (11.5 ms mean) and context sizes (75 KB mean,
@@ -13,7 +14,7 @@
 use std::fmt::Write;
 
 use crate::report::{
-    BYTES_PER_KB, ByteStats, DemoReport, PAPER_CONTEXT_MAX_KB, PAPER_CONTEXT_MEAN_KB,
+    BYTES_PER_KB, ByteStats, DemoReport, FloorStats, PAPER_CONTEXT_MAX_KB, PAPER_CONTEXT_MEAN_KB,
     PAPER_TOTAL_MEAN_MS, PhaseStats, ScaleSummary, TargetCheck,
 };
 
@@ -110,6 +111,7 @@ pub fn table_one(report: &DemoReport) -> String {
             }
         );
     }
+    let _ = write!(out, "{}", floor_line(&r.floor));
     let _ = writeln!(out);
 
     let _ = writeln!(
@@ -169,16 +171,18 @@ pub fn table_one(report: &DemoReport) -> String {
             ms(bl.max, true)
         );
     }
-    let hs = &r.host_steal_ms;
-    if hs.runs > 0 {
+    if let Some(hs) = &r.host_steal_ms
+        && hs.runs > 0
+    {
         let _ = writeln!(
             out,
             "host steal (CPU the hypervisor gave elsewhere): {:.0} ms, in {} of {} runs",
             hs.total, hs.runs, r.runs
         );
     }
-    let (ran, waited) = (&r.edgemob_ran_ms, &r.edgemob_waited_ms);
-    if waited.n > 0 {
+    if let (Some(ran), Some(waited)) = (&r.edgemob_ran_ms, &r.edgemob_waited_ms)
+        && waited.n > 0
+    {
         let _ = writeln!(
             out,
             "edgemob's threads in each handover's window ({} runs, ms): \
@@ -189,13 +193,13 @@ pub fn table_one(report: &DemoReport) -> String {
             ms(waited.p50, true),
             ms(waited.max, true)
         );
-        let others = &r.others_ran_ms;
+        let others = r.others_ran_ms.unwrap_or_default();
         let _ = writeln!(
             out,
             "  other threads ran p50 {} max {}; guest memory reclaim ran in {} of those windows",
             ms(others.p50, others.n > 0),
             ms(others.max, others.n > 0),
-            r.reclaim_windows
+            r.reclaim_windows.unwrap_or(0)
         );
     }
     for d in &r.damon_pageout {
@@ -282,6 +286,29 @@ pub fn table_one(report: &DemoReport) -> String {
     out
 }
 
+/// The floor line under Table I: the floor's p50 and p99 and those of each
+/// completed run's total over its floor; empty when no floor was measured.
+fn floor_line(f: &FloorStats) -> String {
+    if f.floor_ms.n == 0 {
+        return String::new();
+    }
+    let ratio = |v: f64| {
+        if f.total_over_floor.n > 0 && v.is_finite() {
+            format!("{v:.1}x")
+        } else {
+            NA.to_string()
+        }
+    };
+    format!(
+        "floor (MIH round trip + the same bytes over a warm TCP connection): \
+         p50 {} ms p99 {} ms; total / floor: p50 {} p99 {}\n",
+        ms(f.floor_ms.p50, true),
+        ms(f.floor_ms.p99, true),
+        ratio(f.total_over_floor.p50),
+        ratio(f.total_over_floor.p99),
+    )
+}
+
 /// One row per burst size: migrated UEs, per-UE total p50/p90/p99/max (ms),
 /// burst duration and migrations per second.
 pub fn scale_table(summaries: &[ScaleSummary]) -> String {
@@ -356,6 +383,64 @@ mod tests {
         assert!(t.contains("verdict: 5 of 5 targets met\n"));
         assert!(t.contains("faster"));
         assert!(t.is_ascii());
+    }
+
+    #[test]
+    fn the_floor_line_follows_table_one() {
+        let mut runs = synthetic::runs(10);
+        for (i, r) in runs.iter_mut().enumerate() {
+            r.phases.total_ms = 1.0 + i as f64 * 0.1;
+            r.floor_ms = 0.25;
+            r.total_over_floor = crate::report::total_over_floor(r.phases.total_ms, 0.25);
+        }
+        runs[9].floor_ms = 0.5;
+        let t = table_one(&DemoReport::from_runs(&runs));
+        let lines: Vec<&str> = t.lines().collect();
+        let at = lines
+            .iter()
+            .position(|l| l.starts_with("floor ("))
+            .expect("a floor line");
+        assert!(lines[at - 1].starts_with("total mean"), "{t}");
+        // Ratios 4.0, 4.4, ..., 7.2 and the last run's 1.9 / 0.5 = 3.8.
+        assert_eq!(
+            lines[at],
+            "floor (MIH round trip + the same bytes over a warm TCP connection): \
+             p50 0.250 ms p99 0.500 ms; total / floor: p50 5.2x p99 7.2x"
+        );
+        for r in &mut runs {
+            r.floor_ms = f64::NAN;
+        }
+        assert!(!table_one(&DemoReport::from_runs(&runs)).contains("floor ("));
+    }
+
+    #[test]
+    fn without_the_host_diagnosis_no_cpu_lines() {
+        let mut runs = synthetic::runs(10);
+        runs[2].host_steal_ms = 30.0;
+        let diagnosed = table_one(&DemoReport::from_runs(&runs));
+        assert!(diagnosed.contains("who had the CPUs"), "{diagnosed}");
+        for r in &mut runs {
+            r.host_diagnosed = false;
+        }
+        let t = table_one(&DemoReport::from_runs(&runs));
+        for absent in [
+            "who had the CPUs",
+            "host steal",
+            "edgemob's threads",
+            "other threads ran",
+            "guest memory reclaim",
+        ] {
+            assert!(!t.contains(absent), "{absent}:\n{t}");
+        }
+        for present in [
+            "Total",
+            "floor (",
+            "client stall",
+            "RST segments",
+            "verdict: ",
+        ] {
+            assert!(t.contains(present), "{present}:\n{t}");
+        }
     }
 
     #[test]

@@ -138,25 +138,33 @@ fn demo_reports_byte_exact_rst_free_runs_and_cleans_up() {
     assert!(report["client_stall_ms"]["max"].as_f64().unwrap() > 0.0);
     // The control: the same measure where no migration runs.
     assert!(report["client_stall_baseline_ms"]["n"].is_u64(), "{report}");
-    // What else had the CPUs, read in every run where the kernel keeps
-    // per-task scheduler statistics, and the tail runs listed with it.
-    if std::path::Path::new("/proc/self/schedstat").exists() {
-        assert_eq!(report["edgemob_waited_ms"]["n"], 3, "{report}");
-        assert_eq!(report["edgemob_ran_ms"]["n"], 3, "{report}");
-        assert!(
-            report["edgemob_ran_ms"]["max"].as_f64().unwrap() > 0.0,
-            "{report}"
-        );
-        assert!(
-            text.contains("edgemob's threads in each handover's window"),
-            "{text}"
-        );
-    }
-    let tail = report["tail_runs"].as_array().unwrap();
-    assert!((1..=3).contains(&tail.len()), "{report}");
+    // The floor, measured in every run: a positive time, and a finite
+    // total / floor for every completed migration.
+    assert!(
+        text.contains("floor (MIH round trip + the same bytes over a warm TCP connection): p50 "),
+        "{text}"
+    );
+    assert_eq!(report["floor"]["floor_ms"]["n"], 3, "{report}");
+    assert_eq!(report["floor"]["total_over_floor"]["n"], 3, "{report}");
+    // No host diagnosis by default: no schedstat figures, no tail rows.
+    assert_eq!(report["host_diagnosed"], false, "{report}");
+    assert!(report["edgemob_waited_ms"].is_null(), "{report}");
+    assert_eq!(report["tail_runs"], serde_json::json!([]), "{report}");
+    assert!(!text.contains("who had the CPUs"), "{text}");
+    assert!(
+        !text.contains("edgemob's threads in each handover's window"),
+        "{text}"
+    );
 
     let csv = std::fs::read_to_string(out.join("runs.csv")).unwrap();
     assert_eq!(csv.lines().count(), 4, "header and three runs:\n{csv}");
+    for run in csv_rows(&csv) {
+        let floor: f64 = run["floor_ms"].parse().unwrap();
+        let ratio: f64 = run["total_over_floor"].parse().unwrap();
+        assert_eq!(run["outcome"], "completed", "{csv}");
+        assert!(floor > 0.0 && ratio.is_finite() && ratio > 0.0, "{csv}");
+        assert_eq!(run["edgemob_waited_ms"], "", "not diagnosed:\n{csv}");
+    }
     for png in [
         "fig11_total_time.png",
         "fig12_context_size.png",
@@ -169,6 +177,70 @@ fn demo_reports_byte_exact_rst_free_runs_and_cleans_up() {
         !out.join("work/content").exists(),
         "the video copies were left behind"
     );
+}
+
+/// `edgemob demo --diagnose-host`: what else had the CPUs, read in every
+/// run where the kernel keeps per-task scheduler statistics, and the tail
+/// runs listed with it. Two short runs.
+#[test]
+fn demo_diagnoses_the_host_when_asked() {
+    if !root() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let (status, text, _) = run(&[
+        "demo",
+        "--runs",
+        "2",
+        "--size",
+        "1Mi",
+        "--diagnose-host",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(
+        status.success(),
+        "edgemob demo --diagnose-host failed:\n{text}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["host_diagnosed"], true, "{report}");
+    assert!(text.contains("who had the CPUs"), "{text}");
+    let tail = report["tail_runs"].as_array().unwrap();
+    assert!((1..=2).contains(&tail.len()), "{report}");
+    if std::path::Path::new("/proc/self/schedstat").exists() {
+        assert_eq!(report["edgemob_waited_ms"]["n"], 2, "{report}");
+        assert_eq!(report["edgemob_ran_ms"]["n"], 2, "{report}");
+        assert!(
+            report["edgemob_ran_ms"]["max"].as_f64().unwrap() > 0.0,
+            "{report}"
+        );
+        assert!(
+            text.contains("edgemob's threads in each handover's window"),
+            "{text}"
+        );
+    }
+    assert_eq!(report["floor"]["total_over_floor"]["n"], 2, "{report}");
+}
+
+/// The rows of a runs.csv whose fields hold no comma (a demo whose runs
+/// all completed), by column name.
+fn csv_rows(csv: &str) -> Vec<std::collections::HashMap<String, String>> {
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    lines
+        .map(|l| {
+            let cells: Vec<&str> = l.split(',').collect();
+            assert_eq!(cells.len(), header.len(), "{l}");
+            header
+                .iter()
+                .zip(cells)
+                .map(|(h, c)| (h.to_string(), c.to_string()))
+                .collect()
+        })
+        .collect()
 }
 
 #[test]
