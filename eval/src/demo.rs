@@ -578,7 +578,7 @@ async fn one_run(
             from,
             usize::try_from(rec.context_bytes).unwrap_or(0),
         )
-        .inspect_err(|e| eprintln!("edgemob demo: run {}: floor not measured: {e}", run + 1))
+        .inspect_err(|e| eprintln!("edgemob-lab demo: run {}: floor not measured: {e}", run + 1))
         .ok();
 
     // Let the download finish.

@@ -179,7 +179,7 @@ fn demo_reports_byte_exact_rst_free_runs_and_cleans_up() {
     );
 }
 
-/// `edgemob demo --diagnose-host`: what else had the CPUs, read in every
+/// `edgemob-lab demo --diagnose-host`: what else had the CPUs, read in every
 /// run where the kernel keeps per-task scheduler statistics, and the tail
 /// runs listed with it. Two short runs.
 #[test]
@@ -202,7 +202,7 @@ fn demo_diagnoses_the_host_when_asked() {
     ]);
     assert!(
         status.success(),
-        "edgemob demo --diagnose-host failed:\n{text}"
+        "edgemob-lab demo --diagnose-host failed:\n{text}"
     );
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
