@@ -104,13 +104,21 @@ impl Incoming {
             let deadline = sm.poll_timeout();
             let woke = tokio::select! {
                 biased;
-                e = events.recv() => e,
+                e = events.recv() => Some(e),
                 _ = crate::timer(deadline) => None,
             };
             let now = Instant::now();
             let actions = match woke {
                 None => sm.handle_timeout(now),
-                Some(ev) => {
+                // The table keeps the sender while the migration runs; if it
+                // is gone nothing can reach this migration any more.
+                Some(None) => sm.abandon(
+                    MigrationError::SourceCancelled {
+                        peer: self.peer.clone(),
+                    },
+                    now,
+                ),
+                Some(Some(ev)) => {
                     let input = match ev {
                         TargetEvent::Arrived(arrived) => self.arrived(arrived),
                         TargetEvent::Imported { service, reply } => InInput::Imported {
