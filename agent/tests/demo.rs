@@ -24,14 +24,6 @@ fn video_server() -> PathBuf {
     p
 }
 
-fn root() -> bool {
-    if edgemob_testbed::is_root() {
-        return true;
-    }
-    eprintln!("skipped: needs root for network namespaces (CI runs as root)");
-    false
-}
-
 /// Namespaces a process with this pid created (`em<pid>x<n>-<node>`).
 fn namespaces_of(pid: u32) -> Vec<String> {
     let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
@@ -72,9 +64,7 @@ fn is_png(p: &Path) {
 
 #[test]
 fn demo_reports_byte_exact_rst_free_runs_and_cleans_up() {
-    if !root() {
-        return;
-    }
+    edgemob_testbed::require_root();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let (status, text, pid) = run(&[
@@ -159,9 +149,7 @@ fn demo_reports_byte_exact_rst_free_runs_and_cleans_up() {
 
 #[test]
 fn scale_moves_every_ue_of_each_burst() {
-    if !root() {
-        return;
-    }
+    edgemob_testbed::require_root();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("scale");
     let (status, text, pid) = run(&[
@@ -273,7 +261,8 @@ fn demo_ok(out: &Path, runs: u64) {
 /// replaying it without ns-3 makes the same migrations.
 #[test]
 fn ns3_drives_real_agents_and_its_x2_capture_replays_to_the_same_migrations() {
-    if !root() || !ns3_ready() {
+    edgemob_testbed::require_root();
+    if !ns3_ready() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -347,9 +336,7 @@ fn ns3_drives_real_agents_and_its_x2_capture_replays_to_the_same_migrations() {
 /// handover migrates and every UE's download arrives exact.
 #[test]
 fn a_hundred_ues_roam_over_four_real_enbcs() {
-    if !root() {
-        return;
-    }
+    edgemob_testbed::require_root();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("roam");
     let (status, text, pid) = run(&[
