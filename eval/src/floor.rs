@@ -328,8 +328,8 @@ mod tests {
     /// Between two real namespaces (the demo's end-to-end test measures it
     /// too).
     #[test]
-    #[ignore = "needs root"]
     fn measures_between_two_enbcs_both_ways() {
+        edgemob_testbed::require_root();
         let tb = Testbed::new(edgemob_testbed::TestbedOptions::default()).unwrap();
         let f = Floor::open(&tb, Node::Enbc1, Node::Enbc2).unwrap();
         for from in [0, 1, 0] {

@@ -37,14 +37,6 @@ fn edgemob() -> PathBuf {
     beside_lab("edgemob", "edgemob-agent")
 }
 
-fn root() -> bool {
-    if edgemob_testbed::is_root() {
-        return true;
-    }
-    eprintln!("skipped: needs root for network namespaces (CI runs as root)");
-    false
-}
-
 /// Namespaces a process with this pid created (`em<pid>x<n>-<node>`).
 fn namespaces_of(pid: u32) -> Vec<String> {
     let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
@@ -86,9 +78,7 @@ fn is_png(p: &Path) {
 
 #[test]
 fn demo_reports_byte_exact_rst_free_runs_and_cleans_up() {
-    if !root() {
-        return;
-    }
+    edgemob_testbed::require_root();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let (status, text, pid) = run(&[
@@ -184,9 +174,7 @@ fn demo_reports_byte_exact_rst_free_runs_and_cleans_up() {
 /// runs listed with it. Two short runs.
 #[test]
 fn demo_diagnoses_the_host_when_asked() {
-    if !root() {
-        return;
-    }
+    edgemob_testbed::require_root();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let (status, text, _) = run(&[
@@ -245,9 +233,7 @@ fn csv_rows(csv: &str) -> Vec<std::collections::HashMap<String, String>> {
 
 #[test]
 fn scale_moves_every_ue_of_each_burst() {
-    if !root() {
-        return;
-    }
+    edgemob_testbed::require_root();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("scale");
     let (status, text, pid) = run(&[
@@ -360,7 +346,8 @@ fn demo_ok(out: &Path, runs: u64) {
 /// replaying it without ns-3 makes the same migrations.
 #[test]
 fn ns3_drives_real_agents_and_its_x2_capture_replays_to_the_same_migrations() {
-    if !root() || !ns3_ready() {
+    edgemob_testbed::require_root();
+    if !ns3_ready() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -434,9 +421,7 @@ fn ns3_drives_real_agents_and_its_x2_capture_replays_to_the_same_migrations() {
 /// handover migrates and every UE's download arrives exact.
 #[test]
 fn a_hundred_ues_roam_over_four_real_enbcs() {
-    if !root() {
-        return;
-    }
+    edgemob_testbed::require_root();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("roam");
     let (status, text, pid) = run(&[

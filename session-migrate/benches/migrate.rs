@@ -47,10 +47,7 @@ fn setup(tb: &Testbed, n: usize, port: u16) -> (Vec<TcpStream>, Vec<TcpStream>, 
 }
 
 fn benches(c: &mut Criterion) {
-    if !edgemob_testbed::is_root() {
-        eprintln!("skipping session-migrate benches: they need root (TCP_REPAIR, namespaces)");
-        return;
-    }
+    edgemob_testbed::require_root();
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

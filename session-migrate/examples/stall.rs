@@ -19,10 +19,7 @@ use support::server::{Locks, Serving, Session, migrate};
 const MIGRATIONS: usize = 20;
 
 fn main() {
-    if !edgemob_testbed::is_root() {
-        eprintln!("stall: needs root (namespaces, TCP_REPAIR); skipping");
-        return;
-    }
+    edgemob_testbed::require_root();
     let tb = Testbed::new(TestbedOptions::default()).unwrap();
     let mut locks = Locks::open(&tb);
     let service = SocketAddr::new(tb.service_addr(Family::V4), 80);

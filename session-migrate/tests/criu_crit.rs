@@ -68,9 +68,7 @@ fn b64(data: &[u8]) -> String {
 
 #[test]
 fn crit_decodes_our_images_with_the_fields_we_wrote() {
-    if !root_or_skip() {
-        return;
-    }
+    edgemob_testbed::require_root();
     let tb = Testbed::new(TestbedOptions::default()).unwrap();
     let images = vec![
         dumped_image(&tb, "127.0.0.1:0"),

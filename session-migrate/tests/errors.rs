@@ -49,9 +49,7 @@ fn drop_cap_net_admin() {
 
 #[test]
 fn without_cap_net_admin_every_entry_point_says_so() {
-    if !root_or_skip() {
-        return;
-    }
+    edgemob_testbed::require_root();
     let tb = Testbed::new(TestbedOptions::default()).unwrap();
     let (client, mut server) = pair(
         &tb,
@@ -79,9 +77,7 @@ fn without_cap_net_admin_every_entry_point_says_so() {
 
 #[test]
 fn sockets_not_established_are_refused_naming_the_state() {
-    if !root_or_skip() {
-        return;
-    }
+    edgemob_testbed::require_root();
     let tb = Testbed::new(TestbedOptions::default()).unwrap();
     tb.enter(Node::Enbc1, || {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -99,9 +95,13 @@ fn sockets_not_established_are_refused_naming_the_state() {
         // The peer closed: CLOSE_WAIT.
         let addr = listener.local_addr().unwrap();
         let client = std::net::TcpStream::connect(addr).unwrap();
-        let (server, _) = listener.accept().unwrap();
+        let (mut server, _) = listener.accept().unwrap();
         drop(client);
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        // The FIN arrived (end of stream) once the socket is in CLOSE_WAIT.
+        server
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        assert_eq!(std::io::Read::read(&mut server, &mut [0u8; 1]).unwrap(), 0);
         let err = dump(server.as_fd()).unwrap_err();
         assert!(
             matches!(

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use edgemob_testbed::{Family, Node, Testbed, TestbedOptions, pcap};
 use sha2::Digest;
-use support::root_or_skip;
 use support::server::*;
 
 const DOWNLOAD: u64 = 32 << 20;
@@ -45,9 +44,7 @@ fn run_until(sessions: Vec<(Session, u64)>) -> Vec<Session> {
 
 #[test]
 fn handover_moves_live_downloads_and_uploads_without_rst() {
-    if !root_or_skip() {
-        return;
-    }
+    edgemob_testbed::require_root();
     let tb = Testbed::new(TestbedOptions::default()).unwrap();
     let mut locks = Locks::open(&tb);
     let v4 = SocketAddr::new(tb.service_addr(Family::V4), 80);
@@ -138,9 +135,7 @@ fn handover_moves_live_downloads_and_uploads_without_rst() {
 
 #[test]
 fn rollback_after_dump_resumes_the_source_byte_exact() {
-    if !root_or_skip() {
-        return;
-    }
+    edgemob_testbed::require_root();
     let tb = Testbed::new(TestbedOptions::default()).unwrap();
     let mut locks = Locks::open(&tb);
     let v4 = SocketAddr::new(tb.service_addr(Family::V4), 80);

@@ -16,7 +16,7 @@ use std::time::Duration;
 use edgemob_session_migrate::{TcpStreamImage, dump, restore_frozen};
 use edgemob_testbed::{Family, Node, Testbed, TestbedOptions};
 use support::server::Locks;
-use support::{read_and_check, root_or_skip, tuple_of, write_stream};
+use support::{read_and_check, tuple_of, write_stream};
 
 const SEED: u8 = 7;
 const WARM: u64 = 256 << 10;
@@ -52,9 +52,7 @@ fn more_than_a_first_flight_in_flight_leaves_a_short_round_trip_estimate() {
 }
 
 fn in_flight_at_the_dump(in_flight: u64) {
-    if !root_or_skip() {
-        return;
-    }
+    edgemob_testbed::require_root();
     let tb = Testbed::new(TestbedOptions::default()).unwrap();
     let mut locks = Locks::open(&tb);
     let addr = SocketAddr::new(tb.service_addr(Family::V4), 80);

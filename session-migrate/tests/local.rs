@@ -62,9 +62,7 @@ fn maxseg(s: &TcpStream) -> i32 {
 
 #[test]
 fn queues_in_flight_both_ways_survive_ipv4_and_ipv6() {
-    if !root_or_skip() {
-        return;
-    }
+    edgemob_testbed::require_root();
     let tb = Testbed::new(TestbedOptions::default()).unwrap();
     for listen in ["127.0.0.1:0", "[::1]:0"] {
         let listen: SocketAddr = listen.parse().unwrap();
@@ -111,9 +109,7 @@ fn queues_in_flight_both_ways_survive_ipv4_and_ipv6() {
 
 #[test]
 fn empty_queues_and_a_zero_receive_window() {
-    if !root_or_skip() {
-        return;
-    }
+    edgemob_testbed::require_root();
     let tb = Testbed::new(TestbedOptions::default()).unwrap();
     let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
     // Idle connection: nothing queued either way.
@@ -153,9 +149,7 @@ fn empty_queues_and_a_zero_receive_window() {
 
 #[test]
 fn window_scaling_timestamps_and_sack_on_and_off() {
-    if !root_or_skip() {
-        return;
-    }
+    edgemob_testbed::require_root();
     let tb = Testbed::new(TestbedOptions::default()).unwrap();
     let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
     for (ws, ts, sack) in [(1, 1, 1), (0, 1, 1), (1, 0, 1), (1, 1, 0), (0, 0, 0)] {
@@ -187,9 +181,7 @@ fn window_scaling_timestamps_and_sack_on_and_off() {
 
 #[test]
 fn a_thousand_connections_in_one_go() {
-    if !root_or_skip() {
-        return;
-    }
+    edgemob_testbed::require_root();
     raise_fd_limit();
     let tb = Testbed::new(TestbedOptions::default()).unwrap();
     let listen: SocketAddr = "127.0.0.1:9100".parse().unwrap();

@@ -46,9 +46,7 @@ fn v4_tuple() -> FourTuple {
 
 #[test]
 fn nft_lists_the_table_and_the_locked_tuples() {
-    if !root_or_skip() {
-        return;
-    }
+    edgemob_testbed::require_root();
     let tb = Testbed::new(TestbedOptions::default()).unwrap();
     let v4 = v4_tuple();
     let v6 = FourTuple {
@@ -130,9 +128,7 @@ fn nft_lists_the_table_and_the_locked_tuples() {
 /// chain when the lock is opened; the locked tuples stay.
 #[test]
 fn an_older_tables_output_chain_is_removed() {
-    if !root_or_skip() {
-        return;
-    }
+    edgemob_testbed::require_root();
     let tb = Testbed::new(TestbedOptions::default()).unwrap();
     let v4 = v4_tuple();
     tb.enter(Node::Enbc1, || {
@@ -174,9 +170,7 @@ fn an_older_tables_output_chain_is_removed() {
 
 #[test]
 fn locked_traffic_is_dropped_never_answered() {
-    if !root_or_skip() {
-        return;
-    }
+    edgemob_testbed::require_root();
     let tb = Testbed::new(TestbedOptions::default()).unwrap();
     let ue = tb.addr(Node::Ue, Family::V4);
     for family in [Family::V4, Family::V6] {

@@ -36,9 +36,7 @@ fn two_processes_dump_and_restore() {
         Ok("restore") => return restore_role(),
         _ => {}
     }
-    if !root_or_skip() {
-        return;
-    }
+    edgemob_testbed::require_root();
     let tb = Testbed::new(TestbedOptions::default()).unwrap();
     let image = std::env::temp_dir().join(format!("em-image-{}.bin", std::process::id()));
     let go = std::env::temp_dir().join(format!("em-go-{}", std::process::id()));

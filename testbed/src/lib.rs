@@ -39,7 +39,7 @@ mod topology;
 
 pub use capture::Capture;
 pub use error::{Result, TestbedError};
-pub use netns::is_root;
+pub use netns::{is_root, require_root};
 pub use topology::{
     Family, MAX_ENBCS, MAX_UE_ADDRS, Node, SERVICE_V4, SERVICE_V6, Testbed, TestbedOptions, UPLINK,
     cleanup_stale,

@@ -167,6 +167,21 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// The first line of every test (and bench) that needs root: panics, with
+/// what to do, unless the effective uid is root. Such a test never passes by
+/// skipping: CI runs as root, and a run without it fails loudly rather than
+/// reporting green for tests that did nothing.
+#[track_caller]
+pub fn require_root() {
+    assert!(
+        is_root(),
+        "this test needs root (network namespaces, TCP_REPAIR): run it as root, as CI does \
+         (effective uid {})",
+        // SAFETY: geteuid(2) cannot fail and touches no memory.
+        unsafe { libc::geteuid() }
+    );
+}
+
 /// Writes a sysctl of the calling thread's network namespace.
 pub fn write_sysctl(key: &str, value: &str) -> Result<()> {
     let file = PathBuf::from("/proc/sys").join(key.replace('.', "/"));

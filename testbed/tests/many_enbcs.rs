@@ -6,15 +6,8 @@ use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use edgemob_testbed::{Family, Node, Testbed, TestbedOptions, is_root};
+use edgemob_testbed::{Family, Node, Testbed, TestbedOptions};
 use socket2::{Domain, Socket, Type};
-
-fn root_or_skip() -> bool {
-    if !is_root() {
-        eprintln!("skipping: the testbed needs root to create network namespaces");
-    }
-    is_root()
-}
 
 /// A listener that answers every connection with the node's name.
 fn name_server(tb: &Testbed, node: Node, addr: SocketAddr) {
@@ -55,9 +48,7 @@ fn namespaces() -> String {
 
 #[test]
 fn four_enbcs_serve_a_hundred_ues_switched_one_by_one() {
-    if !root_or_skip() {
-        return;
-    }
+    edgemob_testbed::require_root();
     let tb = Testbed::new(TestbedOptions {
         enbcs: 4,
         ue_addrs: 100,
@@ -141,9 +132,7 @@ fn four_enbcs_serve_a_hundred_ues_switched_one_by_one() {
 
 #[test]
 fn enbcs_reach_each_other_and_the_ue_reaches_every_enbc() {
-    if !root_or_skip() {
-        return;
-    }
+    edgemob_testbed::require_root();
     let tb = Testbed::new(TestbedOptions {
         enbcs: 4,
         serving: Node::Enbc(3),
@@ -205,9 +194,7 @@ fn enbcs_reach_each_other_and_the_ue_reaches_every_enbc() {
 
 #[test]
 fn a_large_testbed_leaves_nothing_behind() {
-    if !root_or_skip() {
-        return;
-    }
+    edgemob_testbed::require_root();
     let tb = Testbed::new(TestbedOptions {
         enbcs: 5,
         ue_addrs: 3,
@@ -227,9 +214,7 @@ fn a_large_testbed_leaves_nothing_behind() {
 
 #[test]
 fn impossible_options_are_refused() {
-    if !root_or_skip() {
-        return;
-    }
+    edgemob_testbed::require_root();
     for opts in [
         TestbedOptions {
             enbcs: 1,
@@ -258,9 +243,7 @@ fn impossible_options_are_refused() {
 
 #[test]
 fn a_thousand_ue_addresses_beyond_the_ue_link_are_routed_and_switchable() {
-    if !root_or_skip() {
-        return;
-    }
+    edgemob_testbed::require_root();
     let tb = Testbed::new(TestbedOptions {
         enbcs: 2,
         ue_addrs: 1000,

@@ -6,14 +6,7 @@ use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use edgemob_testbed::{Family, Node, Testbed, TestbedOptions, is_root, pcap};
-
-fn root_or_skip() -> bool {
-    if !is_root() {
-        eprintln!("skipping: the testbed needs root to create network namespaces");
-    }
-    is_root()
-}
+use edgemob_testbed::{Family, Node, Testbed, TestbedOptions, pcap};
 
 /// A listener on the service address that answers every connection with the node's name.
 fn name_server(tb: &Testbed, node: Node, addr: SocketAddr) {
@@ -38,9 +31,7 @@ fn ask(tb: &Testbed, addr: SocketAddr) -> String {
 
 #[test]
 fn service_is_reachable_in_both_families_and_switches() {
-    if !root_or_skip() {
-        return;
-    }
+    edgemob_testbed::require_root();
     let tb = Testbed::new(TestbedOptions::default()).unwrap();
     for family in [Family::V4, Family::V6] {
         let addr = SocketAddr::new(tb.service_addr(family), 7000);
@@ -83,9 +74,7 @@ fn service_is_reachable_in_both_families_and_switches() {
 
 #[test]
 fn capture_counts_rst_segments() {
-    if !root_or_skip() {
-        return;
-    }
+    edgemob_testbed::require_root();
     let tb = Testbed::new(TestbedOptions::default()).unwrap();
     let ue = tb.addr(Node::Ue, Family::V4);
     let service = SocketAddr::new(tb.service_addr(Family::V4), 7100);
@@ -115,9 +104,7 @@ fn capture_counts_rst_segments() {
 
 #[test]
 fn sysctls_apply_inside_one_namespace_only() {
-    if !root_or_skip() {
-        return;
-    }
+    edgemob_testbed::require_root();
     let tb = Testbed::new(TestbedOptions::default()).unwrap();
     tb.sysctl(Node::Ue, "net.ipv4.tcp_timestamps", "0").unwrap();
     let read = |node| {
@@ -137,9 +124,7 @@ fn namespaces() -> String {
 
 #[test]
 fn drop_removes_namespaces_and_processes() {
-    if !root_or_skip() {
-        return;
-    }
+    edgemob_testbed::require_root();
     let tb = Testbed::new(TestbedOptions::default()).unwrap();
     let names: Vec<String> = Node::ALL.iter().map(|&n| tb.ns(n)).collect();
     let mut cmd = Command::new("sleep");
@@ -157,9 +142,7 @@ fn drop_removes_namespaces_and_processes() {
 
 #[test]
 fn cleanup_stale_removes_namespaces_of_dead_owners_only() {
-    if !root_or_skip() {
-        return;
-    }
+    edgemob_testbed::require_root();
     let mut dead = Command::new("true").spawn().unwrap();
     let dead_pid = dead.id();
     dead.wait().unwrap();
@@ -189,9 +172,7 @@ fn cleanup_stale_removes_namespaces_of_dead_owners_only() {
 
 #[test]
 fn spawn_runs_programs_inside_the_namespace() {
-    if !root_or_skip() {
-        return;
-    }
+    edgemob_testbed::require_root();
     let tb = Testbed::new(TestbedOptions::default()).unwrap();
     let mut cmd = Command::new("ip");
     cmd.args(["-o", "addr", "show", "dev", "lo"])
@@ -210,9 +191,7 @@ fn spawn_runs_programs_inside_the_namespace() {
 
 #[test]
 fn enbc_to_enbc_routes_open_with_a_64_segment_window() {
-    if !root_or_skip() {
-        return;
-    }
+    edgemob_testbed::require_root();
     let tb = Testbed::new(TestbedOptions::default()).unwrap();
     for (from, to) in [(Node::Enbc1, Node::Enbc2), (Node::Enbc2, Node::Enbc1)] {
         for family in [Family::V4, Family::V6] {

@@ -8,9 +8,8 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use tokio::sync::watch;
 
 pub const SERVICE_PORT: u16 = 7000;
 
@@ -26,12 +25,26 @@ pub fn upload_byte(offset: u64) -> u8 {
 const FNV_OFFSET: u64 = 0xCBF2_9CE4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01B3;
 
-pub fn skip_unless_root() -> bool {
-    if edgemob_testbed::is_root() {
-        return false;
+/// Waits for a state the test can only observe by asking (an agent's
+/// ListUsers, MigrationHistory or metrics, the kernel's nft sets): nothing
+/// pushes it to the test, so `probe` is polled every 10 ms. `probe` returns
+/// the value once the state is reached, or what it saw instead; after
+/// `within` the test fails with `what` and that last observation.
+pub async fn eventually<T, F, Fut>(what: &str, within: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        match probe().await {
+            Ok(v) => return v,
+            Err(seen) if Instant::now() >= deadline => {
+                panic!("waited {within:?} for {what}; last seen: {seen}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
     }
-    eprintln!("skipped: needs root for network namespaces (CI runs as root)");
-    true
 }
 
 /// Options of a cluster.
@@ -201,7 +214,8 @@ jsonl = "{dir}/enbc{n}.jsonl"
         self.tb.spawn(node(i), cmd).expect("start agent")
     }
 
-    /// Waits until the agent answers and its CXTP link to the peer is up.
+    /// Waits until the agent answers and its CXTP link to the peer is up
+    /// (polled: nothing pushes that to the test; Health says it).
     pub async fn wait_agent(&self, i: usize) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -442,7 +456,8 @@ fn ip(ns: &str, args: &str) {
 
 /// A UE-side client: uploads while downloading and checks every octet.
 pub struct Client {
-    pub received: Arc<AtomicU64>,
+    /// Octets of the download received so far (closed when the client ends).
+    received: watch::Receiver<u64>,
     pub local: SocketAddr,
     reader: std::thread::JoinHandle<Result<ClientReport, String>>,
 }
@@ -459,7 +474,7 @@ impl Client {
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();
-        let received = Arc::new(AtomicU64::new(0));
+        let (progress, received) = watch::channel(0u64);
         let mut w = stream.try_clone().unwrap();
         let writer = std::thread::spawn(move || -> Result<u64, String> {
             let mut hash = FNV_OFFSET;
@@ -474,11 +489,12 @@ impl Client {
                 w.write_all(&buf[..n])
                     .map_err(|e| format!("upload at {sent}: {e}"))?;
                 sent += n as u64;
+                // Pacing, not synchronisation: the upload keeps going
+                // through the handovers rather than ending before them.
                 std::thread::sleep(Duration::from_millis(2));
             }
             Ok(hash)
         });
-        let rx = Arc::clone(&received);
         let reader = std::thread::spawn(move || -> Result<ClientReport, String> {
             let mut r = stream;
             let mut buf = vec![0u8; 64 * 1024];
@@ -509,7 +525,7 @@ impl Client {
                         trailer.push(b);
                     }
                 }
-                rx.store(got, Ordering::Relaxed);
+                progress.send_replace(got);
             }
             let hash = writer
                 .join()
@@ -538,16 +554,22 @@ impl Client {
         ue_name(self.local.ip())
     }
 
-    /// Waits until at least `n` octets arrived.
+    /// Octets of the download received so far.
+    pub fn received(&self) -> u64 {
+        *self.received.borrow()
+    }
+
+    /// Waits until at least `n` octets of the download arrived in all; fails
+    /// if the client stops first or nothing gets there within 30 s.
     pub async fn wait_for(&self, n: u64) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.received.load(Ordering::Relaxed) < n {
-            assert!(
-                Instant::now() < deadline,
-                "client stalled at {}",
-                self.received.load(Ordering::Relaxed)
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
+        let mut rx = self.received.clone();
+        match tokio::time::timeout(Duration::from_secs(30), rx.wait_for(|&got| got >= n)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => panic!("the client ended at {} octets, before {n}", self.received()),
+            Err(_) => panic!(
+                "client stalled at {} octets, waiting for {n}",
+                self.received()
+            ),
         }
     }
 

@@ -4,7 +4,8 @@
 //! unmodified TCP connection.
 //!
 //! Needs root (namespaces, TCP_REPAIR) and the agent binary built
-//! (`cargo build -p edgemob-agent`); skipped otherwise.
+//! (`cargo build -p edgemob-agent`; `cargo test --workspace` builds it); fails
+//! without either, never skips.
 
 mod common;
 
@@ -15,29 +16,29 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const PORT: u16 = 8080;
 
-fn agent_binary() -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let bin = exe.parent()?.parent()?.join("edgemob");
-    bin.exists().then_some(bin)
+/// The agent binary built by this workspace (target/debug/edgemob).
+fn agent() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/debug")
+        .join("edgemob");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p edgemob-agent` (cargo test --workspace builds it)",
+        bin.display()
+    );
+    bin
 }
 
-/// The agent binary, or `None` (saying why the test is skipped) without
-/// root or without a built agent.
-fn agent_or_skip() -> Option<PathBuf> {
-    if !edgemob_testbed::is_root() {
-        eprintln!("skipped: needs root");
-        return None;
-    }
-    let agent = agent_binary();
-    if agent.is_none() {
-        eprintln!("skipped: build the agent first (cargo build -p edgemob-agent)");
-    }
-    agent
-}
+/// How long a client may take to receive what a step waits for.
+const PATIENCE: Duration = Duration::from_secs(20);
 
 fn enbc_addr(i: usize) -> String {
     format!("10.77.{}.2", 2 + i)
@@ -113,6 +114,7 @@ impl Cluster {
             c.children.push(c.tb.spawn(node, cmd).expect("agent"));
         }
         let rt = runtime();
+        // Polled: nothing pushes "up and linked to its peer"; Health says it.
         for i in 0..2 {
             let api = c.api(i);
             rt.block_on(async {
@@ -207,6 +209,20 @@ impl Cluster {
     }
 }
 
+/// A log without its ANSI colour sequences (`ESC [ ... m`).
+fn without_colours(log: &str) -> String {
+    let mut out = String::with_capacity(log.len());
+    let mut chars = log.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            chars.by_ref().find(|&c| c == 'm');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -216,9 +232,8 @@ fn runtime() -> tokio::runtime::Runtime {
 
 #[test]
 fn a_download_follows_the_ue_there_and_back() {
-    let Some(agent) = agent_or_skip() else {
-        return;
-    };
+    edgemob_testbed::require_root();
+    let agent = agent();
     let content = content_dir();
     let c = Cluster::start(&agent, [content.path(), content.path()], 75_000);
     let (ue, stream) = c.connect_ue();
@@ -226,21 +241,30 @@ fn a_download_follows_the_ue_there_and_back() {
     // 3 MiB at 16 Mbit/s: about 1.6 s.
     w.write_all(b"GET /video.mp4 HTTP/1.1\r\nHost: v\r\n\r\n")
         .unwrap();
+    let progress = Progress::new();
+    let counted = Counted {
+        inner: stream,
+        progress: Arc::clone(&progress),
+    };
     let reader = std::thread::spawn(move || {
-        let mut r = BufReader::new(stream);
+        let mut r = BufReader::new(counted);
         let a = read_response(&mut r, false);
         let b = read_response(&mut r, false);
         let mut rest = Vec::new();
         let eof = r.read_to_end(&mut rest).map(|_| rest.len());
         (a, b, eof)
     });
-    std::thread::sleep(Duration::from_millis(400));
-    // Half of the next request is read by enbc1 and travels in the context.
+    // The first response is under way from enbc1.
+    progress.wait_for(512 << 10, PATIENCE);
+    // Half of the next request is read by enbc1 and travels in the context:
+    // the session reads its input while it paces the body out, so by the
+    // next 256 KiB of body (~130 ms at 16 Mbit/s) it has read those octets.
     w.write_all(b"GET /sub/clip.webm HTTP/1.1\r\nHo").unwrap();
-    std::thread::sleep(Duration::from_millis(50));
+    progress.wait_for((512 + 256) << 10, PATIENCE);
     let there = c.handover(&ue, 0, 1);
     assert!(there.context_bytes >= 75_000, "{}", there.context_bytes);
-    std::thread::sleep(Duration::from_millis(300));
+    // enbc2 serves the UE: the body keeps coming, now from there.
+    progress.wait_for(progress.octets() + (256 << 10), PATIENCE);
     let back = c.handover(&ue, 1, 0);
     w.write_all(b"st: v\r\nRange: bytes=10-99\r\nConnection: close\r\n\r\n")
         .unwrap();
@@ -262,6 +286,10 @@ fn a_download_follows_the_ue_there_and_back() {
     );
     let log2 = std::fs::read_to_string(c.dir.path().join("video2.log")).unwrap();
     assert!(log2.contains("UE arrived; resuming"), "{log2}");
+    assert!(
+        without_colours(&log2).contains("pending_input=31"),
+        "the half-read request travelled in the context: {log2}"
+    );
     assert!(log2.contains("context exported"), "{log2}");
     if std::env::var("VIDEO_E2E_SHOW_LOGS").is_ok() {
         let log1 = std::fs::read_to_string(c.dir.path().join("video1.log")).unwrap();
@@ -271,9 +299,8 @@ fn a_download_follows_the_ue_there_and_back() {
 
 #[test]
 fn a_target_with_other_content_refuses_and_the_source_carries_on() {
-    let Some(agent) = agent_or_skip() else {
-        return;
-    };
+    edgemob_testbed::require_root();
+    let agent = agent();
     let content = content_dir();
     // enbc2's copy of video.mp4 differs in one octet.
     let other = content_dir();
@@ -285,13 +312,19 @@ fn a_target_with_other_content_refuses_and_the_source_carries_on() {
     let mut w = stream.try_clone().unwrap();
     w.write_all(b"GET /video.mp4 HTTP/1.1\r\nHost: v\r\nConnection: close\r\n\r\n")
         .unwrap();
+    let progress = Progress::new();
+    let counted = Counted {
+        inner: stream,
+        progress: Arc::clone(&progress),
+    };
     let reader = std::thread::spawn(move || {
-        let mut r = BufReader::new(stream);
+        let mut r = BufReader::new(counted);
         let a = read_response(&mut r, false);
         let mut rest = Vec::new();
         (a, r.read_to_end(&mut rest).map(|_| rest.len()))
     });
-    std::thread::sleep(Duration::from_millis(400));
+    // The response is under way from enbc1.
+    progress.wait_for(512 << 10, PATIENCE);
     let rec = c.trigger(&ue, 0, 1);
     assert_eq!(
         rec.outcome,

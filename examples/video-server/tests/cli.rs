@@ -105,18 +105,22 @@ fn standalone_announces_readiness_serves_and_stops_on_sigterm() {
     let r = read_response(&mut BufReader::new(s), false);
     assert_eq!(r.status, 206);
     assert_eq!(r.body.len(), 10);
-    sigterm(child.id());
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
+    let pid = child.id();
+    let (exited, exit) = std::sync::mpsc::channel();
+    std::thread::spawn(move || exited.send(child.wait()));
+    sigterm(pid);
+    match exit.recv_timeout(Duration::from_secs(5)) {
+        Ok(st) => {
+            let st = st.unwrap();
             assert!(st.success(), "{st:?}");
-            break;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
+        Err(_) => {
+            // Not reaped yet, so the pid is still our child's.
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("did not stop within 5 s of SIGTERM");
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use edgemob_video_server::context::{BodyContext, ResponseContext};
 use edgemob_video_server::{
     Control, ImportError, Library, Session, SessionConfig, SessionContext, Stop,
 };
-use std::io::{BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -36,18 +36,27 @@ struct Seen {
     clean_eof: bool,
 }
 
-/// The client: a full GET, then (while the first response is still
-/// running) the first half of a range request, the second half later, and
-/// a last request that closes the connection.
-fn client(addr: std::net::SocketAddr) -> std::thread::JoinHandle<Seen> {
-    std::thread::spawn(move || {
+/// The client: a full GET, then (once the first response is running) the
+/// first half of a range request, the second half later, and a last request
+/// that closes the connection. The octets it received, for the test to wait on.
+fn client(addr: std::net::SocketAddr) -> (std::thread::JoinHandle<Seen>, Arc<Progress>) {
+    let progress = Progress::new();
+    let counted = Arc::clone(&progress);
+    let client = std::thread::spawn(move || {
         let mut s = connect(addr);
         s.write_all(b"GET /video.mp4 HTTP/1.1\r\nHost: t\r\n\r\n")
             .unwrap();
-        std::thread::sleep(Duration::from_millis(100));
+        let mut r = BufReader::new(Counted {
+            inner: s.try_clone().unwrap(),
+            progress: counted,
+        });
+        // The first response has begun.
+        assert!(
+            !r.fill_buf().unwrap().is_empty(),
+            "closed before a response"
+        );
         let second = b"GET /sub/clip.webm HTTP/1.1\r\nHost: t\r\nRange: bytes=500-";
         s.write_all(&second[..30]).unwrap();
-        let mut r = BufReader::new(s.try_clone().unwrap());
         let first = read_response(&mut r, false);
         s.write_all(&second[30..]).unwrap();
         s.write_all(b"1499\r\n\r\n").unwrap();
@@ -63,6 +72,22 @@ fn client(addr: std::net::SocketAddr) -> std::thread::JoinHandle<Seen> {
             responses: vec![first, second, third],
             clean_eof,
         }
+    });
+    (client, progress)
+}
+
+/// Sends `Export(m)` once the client has received `at` octets of the body,
+/// that is mid-body whatever the machine's speed.
+fn export_at<M: Send + 'static>(
+    progress: &Arc<Progress>,
+    at: u64,
+    tx: mpsc::UnboundedSender<Control<M>>,
+    m: M,
+) -> tokio::task::JoinHandle<()> {
+    let progress = Arc::clone(progress);
+    tokio::task::spawn_blocking(move || {
+        progress.wait_for(at, Duration::from_secs(20));
+        tx.send(Control::Export(m)).ok();
     })
 }
 
@@ -92,17 +117,15 @@ fn pause_serialize_resume_on_a_fresh_session_over_the_same_socket() {
     let rt = runtime();
     let (seen, ctx) = rt.block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let client = client(listener.local_addr().unwrap());
+        let (client, progress) = client(listener.local_addr().unwrap());
         let (stream, _) = listener.accept().await.unwrap();
 
         // The source eNBC.
         let mut source = Session::new(stream, Arc::clone(&library), cfg.clone());
         let (tx, mut rx) = mpsc::unbounded_channel::<Control<&'static str>>();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(400)).await;
-            tx.send(Control::Export("migration 1")).unwrap();
-        });
+        let export = export_at(&progress, 512 << 10, tx, "migration 1");
         let stop = source.run(&mut rx).await;
+        export.await.unwrap();
         assert!(matches!(stop, Stop::Export("migration 1")), "{stop:?}");
         source.exportable().unwrap();
         let ctx = source.context();
@@ -111,7 +134,8 @@ fn pause_serialize_resume_on_a_fresh_session_over_the_same_socket() {
         let stream = source.into_stream();
 
         // The handover takes a while; the client keeps sending meanwhile
-        // (its octets wait in the socket's receive queue).
+        // (its octets wait in the socket's receive queue). Not a wait for
+        // anything: a stand-in for the time a real handover takes.
         tokio::time::sleep(Duration::from_millis(150)).await;
 
         // The target eNBC: a fresh session from the decoded context.
@@ -155,24 +179,29 @@ fn rollback_resumes_the_same_session() {
     let rt = runtime();
     let seen = rt.block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let client = client(listener.local_addr().unwrap());
+        let (client, progress) = client(listener.local_addr().unwrap());
         let (stream, _) = listener.accept().await.unwrap();
         let mut s = Session::new(stream, Arc::clone(&library), cfg);
         let (tx, mut rx) = mpsc::unbounded_channel::<Control<u32>>();
-        for i in 0..3 {
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(200 + 300 * i)).await;
-                tx.send(Control::Export(i as u32)).unwrap();
-            });
-        }
+        // Three exports, each mid-body of the first response (the client
+        // receives nothing while the session is frozen).
+        let exports_sent = {
+            let (progress, tx) = (Arc::clone(&progress), tx.clone());
+            tokio::task::spawn_blocking(move || {
+                for i in 0..3u32 {
+                    progress.wait_for(u64::from(i + 1) * (768 << 10), Duration::from_secs(20));
+                    tx.send(Control::Export(i)).ok();
+                }
+            })
+        };
         let mut exports = 0;
         loop {
             match s.run(&mut rx).await {
                 Stop::Export(_) => {
                     exports += 1;
                     let before = s.context();
-                    // Frozen for a while, then rolled back: carry on.
+                    // Frozen for a while, then rolled back: carry on. The
+                    // sleep is the frozen time, not a wait for anything.
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     assert_eq!(s.context().response, before.response);
                     tx.send(Control::Resume).unwrap();
@@ -182,6 +211,7 @@ fn rollback_resumes_the_same_session() {
             }
         }
         assert_eq!(exports, 3);
+        exports_sent.await.unwrap();
         client.await_join().await
     });
     check(&seen, dir.path());

@@ -1,5 +1,5 @@
-//! Shared helpers of the session-migrate tests and examples: root check,
-//! deterministic byte streams, connected pairs inside a testbed namespace.
+//! Shared helpers of the session-migrate tests and examples: deterministic
+//! byte streams, connected pairs inside a testbed namespace.
 #![allow(dead_code)]
 
 use std::io::{self, Read, Write};
@@ -10,15 +10,6 @@ pub mod server;
 
 use edgemob_session_migrate::FourTuple;
 use edgemob_testbed::{Node, Testbed};
-
-/// True when running as root; prints why a test is skipped otherwise.
-pub fn root_or_skip() -> bool {
-    let root = edgemob_testbed::is_root();
-    if !root {
-        eprintln!("skipping: needs root (CAP_NET_ADMIN for TCP_REPAIR, namespaces)");
-    }
-    root
-}
 
 /// The 4-tuple of a connected socket, from its side.
 pub fn tuple_of(s: &TcpStream) -> FourTuple {

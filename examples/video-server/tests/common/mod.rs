@@ -7,8 +7,8 @@ use sha2::{Digest, Sha256};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 /// Deterministic pseudo-random content (xorshift64*).
 pub fn content(len: usize, seed: u64) -> Vec<u8> {
@@ -155,5 +155,60 @@ pub fn assert_clean_eof(r: &mut impl Read) {
             "unexpected octets after the response: {rest:?}"
         ),
         Err(e) => panic!("connection not closed cleanly: {e}"),
+    }
+}
+
+/// How many octets a client has received, for the test to wait on: the
+/// tests synchronise on what the client saw, not on the clock.
+#[derive(Debug, Default)]
+pub struct Progress {
+    octets: Mutex<u64>,
+    more: Condvar,
+}
+
+impl Progress {
+    pub fn new() -> Arc<Progress> {
+        Arc::default()
+    }
+
+    /// The octets received so far.
+    pub fn octets(&self) -> u64 {
+        *self.octets.lock().expect("not poisoned")
+    }
+
+    /// Blocks until at least `n` octets arrived in all; fails the test after
+    /// `within`.
+    pub fn wait_for(&self, n: u64, within: Duration) {
+        let start = Instant::now();
+        let got = self.octets.lock().expect("not poisoned");
+        let (got, timeout) = self
+            .more
+            .wait_timeout_while(got, within, |got| *got < n)
+            .expect("not poisoned");
+        assert!(
+            !timeout.timed_out(),
+            "the client received {} octets in {:?}, waiting for {n}",
+            *got,
+            start.elapsed()
+        );
+    }
+
+    fn add(&self, n: usize) {
+        *self.octets.lock().expect("not poisoned") += n as u64;
+        self.more.notify_all();
+    }
+}
+
+/// A reader that counts what passes through it into a [`Progress`].
+pub struct Counted<R> {
+    pub inner: R,
+    pub progress: Arc<Progress>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.add(n);
+        Ok(n)
     }
 }
