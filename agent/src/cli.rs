@@ -91,7 +91,7 @@ pub fn moved_to_lab_line(name: &str, a: &MovedArgs) -> String {
 
 #[derive(Debug, Args)]
 pub struct AgentArgs {
-    /// Configuration file (TOML). See the README for every field.
+    /// Configuration file (TOML). Every field: docs/operations.md.
     #[arg(long, short, env = "EDGEMOB_CONFIG")]
     pub config: PathBuf,
     /// Log format.

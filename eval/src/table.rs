@@ -48,6 +48,7 @@ fn target_value(t: &TargetCheck, runs: usize) -> String {
             format!("{ok}/{runs} runs")
         }
         "segments" => format!("{}", t.value),
+        "x floor" => format!("{:.1}x", t.value),
         other => format!("{} {other}", t.value),
     }
 }
@@ -379,8 +380,8 @@ mod tests {
         assert!(ctx.contains("75") && ctx.contains("100"), "{ctx}");
         assert!(ctx.contains(&format!("{:.1}", r.context_bytes.max as f64 / 1000.0)));
         assert!(t.contains("RST segments seen by the UE: 0"));
-        assert_eq!(t.matches("   met\n").count(), 5, "{t}");
-        assert!(t.contains("verdict: 5 of 5 targets met\n"));
+        assert_eq!(t.matches("   met\n").count(), 6, "{t}");
+        assert!(t.contains("verdict: 6 of 6 targets met\n"));
         assert!(t.contains("faster"));
         assert!(t.is_ascii());
     }
@@ -555,7 +556,7 @@ mod tests {
             exact.contains("9/10 runs") && exact.ends_with("MISSED"),
             "{exact}"
         );
-        assert!(t.contains("3 of 5 targets met - NOT ALL MET"), "{t}");
+        assert!(t.contains("4 of 6 targets met - NOT ALL MET"), "{t}");
     }
 
     #[test]
@@ -564,7 +565,7 @@ mod tests {
         let total = t.lines().find(|l| l.starts_with("Total")).unwrap();
         assert_eq!(total.matches("n/a").count(), 4, "{total}");
         assert!(!total.contains("0.000"));
-        assert!(t.contains("0 of 5 targets met"));
+        assert!(t.contains("0 of 6 targets met"));
     }
 
     #[test]
