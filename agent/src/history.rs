@@ -61,6 +61,38 @@ pub struct Record {
     pub started_unix_ns: i64,
 }
 
+impl Record {
+    /// The record of a migration that starts now: no outcome yet (`Failed`
+    /// until it says otherwise), nothing measured.
+    pub fn begin(
+        migration_id: u64,
+        ue: &str,
+        direction: Direction,
+        peer: &str,
+        source_cell: u32,
+        target_cell: u32,
+    ) -> Record {
+        Record {
+            migration_id,
+            ue: ue.to_owned(),
+            direction,
+            peer: peer.to_owned(),
+            source_cell,
+            target_cell,
+            outcome: Outcome::Failed,
+            reason: String::new(),
+            phases: Phases::default(),
+            context_bytes: 0,
+            app_context_bytes: 0,
+            connections: 0,
+            started_unix_ns: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+                .unwrap_or(0),
+        }
+    }
+}
+
 impl From<&Record> for pb::MigrationRecord {
     fn from(r: &Record) -> Self {
         pb::MigrationRecord {

@@ -5,8 +5,7 @@
 use super::error::{MigrationError, Side};
 use super::incoming::{IncomingConfig, IncomingMigration};
 use super::table::{IncomingEntry, TargetEvent};
-use super::unix_now_ns;
-use crate::history::{Direction, Phases, Record};
+use crate::history::{Direction, Record};
 use crate::mih_link::Indication;
 use crate::node::Node;
 use edgemob_cxtp::Fpt;
@@ -159,19 +158,9 @@ impl Node {
         };
         let refuse = |err: MigrationError| {
             let record = Record {
-                migration_id: mig,
-                ue: ue.clone(),
-                direction: Direction::In,
-                peer: peer.to_owned(),
-                source_cell,
-                target_cell,
                 outcome: err.outcome(Side::Target),
                 reason: err.to_string(),
-                phases: Phases::default(),
-                context_bytes: 0,
-                app_context_bytes: 0,
-                connections: 0,
-                started_unix_ns: unix_now_ns(),
+                ..Record::begin(mig, &ue, Direction::In, peer, source_cell, target_cell)
             };
             Box::new((err, record))
         };

@@ -92,10 +92,3 @@ pub(crate) fn notify_services(
         }
     }
 }
-
-pub(crate) fn unix_now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}

@@ -20,9 +20,9 @@ use super::frozen::{FrozenSet, freeze_connections, save_images, schedule_unlock,
 use super::manifest::{Manifest, ManifestConn, ManifestService};
 use super::outgoing::{OutAction, OutInput, OutgoingConfig, OutgoingMigration};
 use super::table::{OutgoingEntry, SourceEvent};
-use super::{Finished, MigrationError, Side, notify_services, unix_now_ns};
+use super::{Finished, MigrationError, Side, notify_services};
 use crate::cxtp_link::TransferOutcome;
-use crate::history::{Direction, Outcome, Phases, Record};
+use crate::history::{Direction, Outcome, Record};
 use crate::mih_link::{MihOutcome, mihf_id};
 use crate::node::Node;
 use crate::registry::{ExportReply, ServiceHandle};
@@ -301,21 +301,14 @@ impl Outgoing {
                 })
             })
             .collect();
-        let mut record = Record {
-            migration_id: self.mig,
-            ue: self.ue.clone(),
-            direction: Direction::Out,
-            peer: self.peer.clone(),
-            source_cell: self.source_cell,
-            target_cell: self.target_cell,
-            outcome: Outcome::Failed,
-            reason: String::new(),
-            phases: Phases::default(),
-            context_bytes: 0,
-            app_context_bytes: 0,
-            connections: 0,
-            started_unix_ns: unix_now_ns(),
-        };
+        let mut record = Record::begin(
+            self.mig,
+            &self.ue,
+            Direction::Out,
+            &self.peer,
+            self.source_cell,
+            self.target_cell,
+        );
         record.phases.queued_ns = crate::history::ns(queued);
         Some(Io {
             ue_addr: u.addr,

@@ -25,9 +25,9 @@ use super::incoming::{Arrival, InAction, InInput, IncomingMigration};
 use super::manifest::Manifest;
 use super::source::report_ho_complete;
 use super::table::TargetEvent;
-use super::{Finished, notify_services, unix_now_ns};
+use super::{Finished, notify_services};
 use crate::cxtp_link::{Arrived, ReplyHandle};
-use crate::history::{Direction, Outcome, Phases, Record};
+use crate::history::{Direction, Record};
 use crate::node::Node;
 use crate::registry::{Conn, ServiceHandle, UeRec};
 use edgemob_cxtp::{Context, Fpt};
@@ -185,23 +185,20 @@ impl Incoming {
         fpts.dedup();
         let manifest = Manifest::parse(&contexts).expect("routed by its manifest");
         let record = Record {
-            migration_id: self.a.mig,
-            ue: self.a.ue.clone(),
-            direction: Direction::In,
-            peer: self.peer.clone(),
-            source_cell: manifest.source_cell,
-            target_cell: manifest.target_cell,
-            outcome: Outcome::Failed,
-            reason: String::new(),
-            phases: Phases::default(),
             context_bytes: contexts.iter().map(|c| c.data.len() as u64).sum(),
             app_context_bytes: contexts
                 .iter()
                 .filter(|c| c.fpt != Fpt::TCP_CONNECTION_IMAGE && c.fpt != Fpt::MIGRATION_MANIFEST)
                 .map(|c| c.data.len() as u64)
                 .sum(),
-            connections: 0,
-            started_unix_ns: unix_now_ns(),
+            ..Record::begin(
+                self.a.mig,
+                &self.a.ue,
+                Direction::In,
+                &self.peer,
+                manifest.source_cell,
+                manifest.target_cell,
+            )
         };
         let mut arrival = InArrival {
             mn,
@@ -529,21 +526,14 @@ impl Incoming {
             });
         let mut rec = match &self.arrival {
             Some(a) => a.record.clone(),
-            None => Record {
-                migration_id: self.a.mig,
-                ue: self.a.ue.clone(),
-                direction: Direction::In,
-                peer: self.peer.clone(),
-                source_cell: self.a.source_cell,
-                target_cell: self.a.target_cell,
-                outcome: Outcome::Failed,
-                reason: String::new(),
-                phases: Phases::default(),
-                context_bytes: 0,
-                app_context_bytes: 0,
-                connections: 0,
-                started_unix_ns: unix_now_ns(),
-            },
+            None => Record::begin(
+                self.a.mig,
+                &self.a.ue,
+                Direction::In,
+                &self.peer,
+                self.a.source_cell,
+                self.a.target_cell,
+            ),
         };
         rec.outcome = f.outcome;
         rec.phases = f.phases;
@@ -585,19 +575,17 @@ pub fn receive(node: Arc<Node>, arrived: Arrived) {
     };
     refuse(&arrived, &err);
     let rec = Record {
-        migration_id: manifest.migration_id,
-        ue: manifest.ue.clone(),
-        direction: Direction::In,
-        peer: arrived.peer.clone(),
-        source_cell: manifest.source_cell,
-        target_cell: manifest.target_cell,
         outcome: err.outcome(Side::Target),
         reason: err.to_string(),
-        phases: Phases::default(),
         context_bytes: arrived.contexts.iter().map(|c| c.data.len() as u64).sum(),
-        app_context_bytes: 0,
-        connections: 0,
-        started_unix_ns: unix_now_ns(),
+        ..Record::begin(
+            manifest.migration_id,
+            &manifest.ue,
+            Direction::In,
+            &arrived.peer,
+            manifest.source_cell,
+            manifest.target_cell,
+        )
     };
     tracing::warn!(reason = %rec.reason, "transfer refused");
     node.finish(rec);
