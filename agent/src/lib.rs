@@ -14,6 +14,7 @@ pub mod cpu_latency;
 pub mod cxtp_link;
 pub mod fdserver;
 pub mod history;
+pub mod instance;
 pub mod metrics;
 pub mod migration;
 pub mod mih_link;

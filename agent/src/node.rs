@@ -37,6 +37,8 @@ pub enum StartError {
     },
     #[error("cannot open the migration log: {0}")]
     History(std::io::Error),
+    #[error(transparent)]
+    AlreadyRunning(#[from] crate::instance::InstanceError),
 }
 
 /// Shared state of one agent.
@@ -55,6 +57,8 @@ pub struct Node {
     pub migration_slots: tokio::sync::Semaphore,
     /// Keeps idle CPUs polling around migrations (`migration.cpu_latency`).
     pub cpu: CpuLatency,
+    /// This agent's hold on its namespace and API path.
+    _instance: crate::instance::Instance,
 }
 
 impl std::fmt::Debug for Node {
@@ -79,6 +83,8 @@ pub struct Running {
 impl Node {
     /// Binds every socket and starts every task of the agent.
     pub async fn start(cfg: Config) -> Result<Running, StartError> {
+        // Before anything of another instance can be touched.
+        let instance = crate::instance::Instance::acquire(&cfg.listen.api)?;
         let lock = NetLock::open().map_err(|e| {
             if matches!(e, LockError::NeedsCapNetAdmin) {
                 StartError::Privilege(e)
@@ -162,6 +168,7 @@ impl Node {
             started: Instant::now(),
             migration_slots: tokio::sync::Semaphore::new(cfg_max_concurrent),
             cpu,
+            _instance: instance,
         });
 
         let weak = Arc::downgrade(&node);

@@ -145,3 +145,43 @@ async fn nonsense_on_the_service_link_is_refused_and_counted() {
     // The registered services still move.
     c.a_ue_moves_with_its_download().await;
 }
+
+/// A second agent started by mistake — in the same namespace, or with the
+/// same API path from another — refuses with one line and leaves the first
+/// one serving, its sockets in place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_agent_refuses_and_leaves_the_first_serving() {
+    edgemob_testbed::require_root();
+    let c = Cluster::start(Opts::default()).await;
+    let cfg = c.dir.join("enbc1.toml");
+    for (node, expect) in [
+        (
+            Node::Enbc1,
+            "another edgemob agent runs in this network namespace",
+        ),
+        (Node::Ue, "another edgemob agent serves"),
+    ] {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_edgemob"));
+        cmd.args(["agent", "--config"])
+            .arg(&cfg)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        let child = c.tb.spawn(node, cmd).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{node:?}: {err}");
+        assert!(err.contains(expect), "{node:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+        let api = std::path::PathBuf::from(c.api(0));
+        for p in [
+            api.clone(),
+            edgemob_paas_api::descriptor_channel_path(&api),
+            edgemob_paas_api::link_path(&api),
+        ] {
+            assert!(p.exists(), "{} was removed", p.display());
+        }
+        assert_eq!(c.health(0).await.mihf_id, "enbc1@edgemob");
+    }
+    // The first one still migrates.
+    c.a_ue_moves_with_its_download().await;
+}
