@@ -6,6 +6,25 @@ use clap::{Args, Parser, Subcommand};
 use edgemob_paas_api::v1 as pb;
 use std::path::PathBuf;
 
+/// Writes one line of a command's output. A reader that went away
+/// (`| head -1`, `| grep -q`) ends the command quietly, as it ends any Unix
+/// tool; any other failure to write is an error.
+fn write_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.write_all(b"\n")) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("edgemob: error: cannot write the output: {e}");
+        std::process::exit(1);
+    }
+}
+
+macro_rules! outln {
+    ($($arg:tt)*) => { write_line(format_args!($($arg)*)) };
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "edgemob",
@@ -248,18 +267,19 @@ pub async fn run_trigger(a: TriggerArgs) -> CliResult {
         .map_err(status_msg)?
         .into_inner();
     if a.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string(&record_json(r.migration_id, r.record.as_ref())).expect("json")
         );
     } else if r.already_migrating {
-        println!(
+        outln!(
             "{} is already migrating (migration {:#x}); trigger ignored",
-            a.ue, r.migration_id
+            a.ue,
+            r.migration_id
         );
     } else if let Some(rec) = &r.record {
         let p = rec.phases.unwrap_or_default();
-        println!(
+        outln!(
             "migration {:#x} of {}: {} in {} µs (MIH {} µs, app data {} µs, sockets {} µs, CXTP {} µs; {} bytes, {} connections){}",
             r.migration_id,
             a.ue,
@@ -285,7 +305,7 @@ pub async fn run_trigger(a: TriggerArgs) -> CliResult {
             ));
         }
     } else {
-        println!("migration {:#x} of {} started", r.migration_id, a.ue);
+        outln!("migration {:#x} of {} started", r.migration_id, a.ue);
     }
     Ok(())
 }
@@ -329,14 +349,15 @@ pub async fn run_complete(a: CompleteArgs) -> CliResult {
         .map_err(status_msg)?
         .into_inner();
     if r.migration_id == 0 {
-        println!(
+        outln!(
             "{}: noted; its connections go live as soon as its context arrives",
             a.ue
         );
     } else {
-        println!(
+        outln!(
             "{}: connections of migration {:#x} are live",
-            a.ue, r.migration_id
+            a.ue,
+            r.migration_id
         );
     }
     Ok(())
@@ -368,16 +389,16 @@ pub async fn run_status(a: StatusArgs) -> CliResult {
                 "ue": u.ue, "address": u.ue_address, "cell": u.cell, "services": u.services,
                 "connections": u.connections, "state": u.state })).collect::<Vec<_>>(),
         });
-        println!("{v}");
+        outln!("{v}");
         return Ok(());
     }
-    println!(
+    outln!(
         "{}  cells {:?}  up {:.1} s",
         h.mihf_id,
         h.cells,
         h.uptime_ms as f64 / 1e3
     );
-    println!(
+    outln!(
         "  {} services, {} users; migrations: {} completed, {} rolled back, {} rejected, {} failed; {} peer frames dropped",
         h.services,
         h.users,
@@ -388,7 +409,7 @@ pub async fn run_status(a: StatusArgs) -> CliResult {
         h.peer_frames_dropped
     );
     for p in &h.peers {
-        println!(
+        outln!(
             "  peer {}  cells {:?}  CXTP {}",
             p.mihf_id,
             p.cells,
@@ -400,7 +421,7 @@ pub async fn run_status(a: StatusArgs) -> CliResult {
         );
     }
     for u in &users {
-        println!(
+        outln!(
             "  ue {}  {}  cell {}  {}  {} connection(s)  [{}]",
             u.ue,
             u.ue_address,
@@ -425,11 +446,11 @@ pub async fn run_history(a: HistoryArgs) -> CliResult {
         .into_inner();
     if a.json {
         for rec in &r.records {
-            println!("{}", record_json(rec.migration_id, Some(rec)));
+            outln!("{}", record_json(rec.migration_id, Some(rec)));
         }
         return Ok(());
     }
-    println!(
+    outln!(
         "{:<18} {:<22} {:<4} {:<12} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9}",
         "migration",
         "ue",
@@ -444,7 +465,7 @@ pub async fn run_history(a: HistoryArgs) -> CliResult {
     );
     for rec in &r.records {
         let p = rec.phases.unwrap_or_default();
-        println!(
+        outln!(
             "{:<18} {:<22} {:<4} {:<12} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9}",
             format!("{:#x}", rec.migration_id),
             rec.ue,

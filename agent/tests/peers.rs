@@ -185,3 +185,25 @@ async fn a_second_agent_refuses_and_leaves_the_first_serving() {
     // The first one still migrates.
     c.a_ue_moves_with_its_download().await;
 }
+
+/// `edgemob status | grep -q …`: a reader that goes away ends the command
+/// quietly, as it ends any Unix tool (no panic, no backtrace).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_ends_quietly_when_its_reader_goes_away() {
+    edgemob_testbed::require_root();
+    let c = Cluster::start(Opts::default()).await;
+    for cmd in ["status", "history"] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_edgemob"))
+            .args([cmd, "--agent", &c.api(0)])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Nobody reads: the first line the command writes meets a closed pipe.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{cmd}: {err}");
+        assert!(err.is_empty(), "{cmd}: {err}");
+    }
+}
