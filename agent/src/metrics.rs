@@ -88,7 +88,7 @@ impl Metrics {
         let dropped = Family::<DropLabels, Counter>::default();
         registry.register(
             "peer_frames_dropped",
-            "Frames from peers dropped as malformed or unauthenticated",
+            "Frames from peers dropped as malformed, framing (CXTP), unauthenticated or misaddressed (MIH)",
             dropped.clone(),
         );
         let users = Gauge::default();

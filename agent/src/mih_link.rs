@@ -5,8 +5,8 @@
 //! future; peers' requests reach the node's handler as indications. Frames
 //! from addresses that are not configured peers, or whose Source MIHF ID is
 //! not the peer at that address, are dropped and counted as
-//! unauthenticated; undecodable frames are dropped and counted as
-//! malformed. Neither ever reaches the state machine.
+//! unauthenticated; frames from a peer for another MIHF as misaddressed;
+//! undecodable frames as malformed. None ever reaches the state machine.
 
 use crate::config::{Config, MihTransport};
 use crate::metrics::Metrics;
@@ -59,6 +59,8 @@ pub struct MihLink {
     peers: HashMap<MihfId, PeerMih>,
     /// Peer MIHF ids by IP address, for authentication.
     by_ip: HashMap<IpAddr, Vec<MihfId>>,
+    /// This agent's MIHF id: frames for another are dropped and counted.
+    id: MihfId,
     wake: Notify,
     metrics: Arc<Metrics>,
     handler: OnceLock<Handler>,
@@ -108,6 +110,7 @@ impl MihLink {
             udp,
             peers,
             by_ip,
+            id: mihf_id(&cfg.mihf_id),
             wake: Notify::new(),
             metrics,
             handler: OnceLock::new(),
@@ -198,6 +201,11 @@ impl MihLink {
         if !known {
             tracing::debug!(%from, src = %frame.src, "MIH frame from an unknown peer dropped");
             self.metrics.dropped("mih", "unauthenticated");
+            return None;
+        }
+        if frame.dst != self.id {
+            tracing::debug!(%from, dst = %frame.dst, "MIH frame for another MIHF dropped");
+            self.metrics.dropped("mih", "misaddressed");
             return None;
         }
         Some(())

@@ -21,6 +21,18 @@ async fn garbage_on_the_mih_and_cxtp_ports_is_counted_and_ignored() {
             u.send_to(b"\xde\xad\xbe\xef not an MIH frame", (target, 4551))
                 .unwrap();
         }
+        // From the peer, well formed, but for another MIHF.
+        let misaddressed = edgemob_mih::Frame::ack(
+            edgemob_mih::MihfId::try_from("enbc1@edgemob").unwrap(),
+            edgemob_mih::MihfId::try_from("enbc9@edgemob").unwrap(),
+            edgemob_mih::Mid(0x3409),
+            edgemob_mih::Tid::new(1),
+        )
+        .to_vec()
+        .unwrap();
+        for _ in 0..5 {
+            u.send_to(&misaddressed, (target, 4551)).unwrap();
+        }
         let mut t = std::net::TcpStream::connect((target, 5091)).unwrap();
         // a CXTP header with version 7 and a silly length: framing is lost
         // (the agent reads these octets before the FIN that follows them)
@@ -45,6 +57,7 @@ async fn garbage_on_the_mih_and_cxtp_ports_is_counted_and_ignored() {
     let expected = [
         r#"edgemob_peer_frames_dropped_total{protocol="mih",reason="malformed"} 100"#,
         r#"edgemob_peer_frames_dropped_total{protocol="mih",reason="unauthenticated"} 10"#,
+        r#"edgemob_peer_frames_dropped_total{protocol="mih",reason="misaddressed"} 5"#,
         r#"edgemob_peer_frames_dropped_total{protocol="cxtp",reason="framing"} 1"#,
     ];
     eventually(
@@ -62,7 +75,7 @@ async fn garbage_on_the_mih_and_cxtp_ports_is_counted_and_ignored() {
     .await;
     let h = c.health(1).await;
     assert!(
-        h.peer_frames_dropped > 100 + 10,
+        h.peer_frames_dropped > 100 + 10 + 5,
         "dropped {}",
         h.peer_frames_dropped
     );
