@@ -171,6 +171,20 @@ async fn a_silent_target_leaves_the_session_thawed_at_the_source() {
         "{}",
         rec.reason
     );
+    // The reason says how long the source actually waited (the MIHF may
+    // give up once its retransmissions run out, before mih_response_ms).
+    let waited: f64 = rec
+        .reason
+        .split("within ")
+        .nth(1)
+        .and_then(|r| r.split(" ms").next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no wait in {:?}", rec.reason));
+    let commit_ms = rec.phases.unwrap().mih_commit_ns as f64 / 1e6;
+    assert!(
+        (waited - commit_ms).abs() <= 2.0,
+        "the reason says {waited} ms, the commit phase took {commit_ms:.1} ms"
+    );
     assert!(
         rec.phases.unwrap().socket_data_ns > 0,
         "the socket was frozen while the commit was out"
