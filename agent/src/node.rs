@@ -85,13 +85,20 @@ impl Node {
     pub async fn start(cfg: Config) -> Result<Running, StartError> {
         // Before anything of another instance can be touched.
         let instance = crate::instance::Instance::acquire(&cfg.listen.api)?;
-        let lock = NetLock::open().map_err(|e| {
+        // The only agent of this namespace owns its lock: entries a dead
+        // instance left would black-hole connections nobody is moving.
+        let (lock, left_behind) = NetLock::take_over().map_err(|e| {
             if matches!(e, LockError::NeedsCapNetAdmin) {
                 StartError::Privilege(e)
             } else {
                 StartError::Lock(e)
             }
         })?;
+        if left_behind {
+            tracing::warn!(
+                "removed the network lock an earlier agent of this namespace left behind"
+            );
+        }
         let metrics = Arc::new(Metrics::new());
         let history = History::new(cfg.history.keep, cfg.history.jsonl.as_deref())
             .map_err(StartError::History)?;

@@ -220,3 +220,32 @@ async fn the_cli_ends_quietly_when_its_reader_goes_away() {
         assert!(err.is_empty(), "{cmd}: {err}");
     }
 }
+
+/// An agent killed with entries in its network lock leaves them in the
+/// kernel; the agent that starts next in that namespace removes them, so
+/// no connection is black-holed by a lock nobody holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_agent_removes_the_lock_its_predecessor_left() {
+    edgemob_testbed::require_root();
+    let mut c = Cluster::start(Opts::default()).await;
+    c.kill_agent(1);
+    let stale = edgemob_session_migrate::FourTuple {
+        local: "10.77.0.1:80".parse().unwrap(),
+        peer: "10.77.1.2:40123".parse().unwrap(),
+    };
+    c.tb.enter(Node::Enbc2, move || {
+        edgemob_session_migrate::NetLock::open()
+            .unwrap()
+            .lock(&[stale])
+            .unwrap();
+    })
+    .unwrap();
+    assert!(locked4(&c.tb, 1).contains("40123"), "{}", locked4(&c.tb, 1));
+    c.restart_agent(1).await;
+    let left = locked4(&c.tb, 1);
+    assert!(!left.contains("40123"), "a stale entry survived: {left}");
+    // The restarted agent locks and migrates as before (its service, which
+    // ended with the first agent, started again).
+    c.spawn_service(1, &[]);
+    c.a_ue_moves_with_its_download().await;
+}

@@ -164,6 +164,34 @@ impl NetLock {
         }
     }
 
+    /// Opens this namespace's lock for its one owner, the agent: a table an
+    /// earlier, dead owner left behind is deleted with every entry in it
+    /// (those connections are not moving any more; their packets must not
+    /// be black-holed) and made anew. Returns the lock and whether a table
+    /// was left behind. The caller must be the namespace's only user of the
+    /// lock (the agent makes sure of that before calling).
+    pub fn take_over() -> Result<(Self, bool), LockError> {
+        let mut lock = NetLock {
+            sock: NfSocket::open()?,
+        };
+        match lock.create_table() {
+            Ok(()) => Ok((lock, false)),
+            Err(LockError::Rejected { source, .. })
+                if source.raw_os_error() == Some(libc::EEXIST) =>
+            {
+                let mut b = lock.sock.batch();
+                let seq = lock.sock.next_seq();
+                b.begin_msg(seq, NFT_MSG_DELTABLE, "DELTABLE", NFPROTO_INET, NLM_F_ACK);
+                b.attr_str(NFTA_TABLE_NAME, LOCK_TABLE);
+                b.end_msg();
+                lock.sock.commit(b)?;
+                lock.create_table()?;
+                Ok((lock, true))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Drops every packet of these connections that arrives here (in either
     /// direction, so a connection with both ends on this host is held
     /// both ways). Idempotent.

@@ -263,6 +263,15 @@ jsonl = "{dir}/enbc{n}.jsonl"
         self.services.push(child);
     }
 
+    /// Starts eNBC `i`'s agent again (after `kill_agent`) and waits until
+    /// it is ready.
+    pub async fn restart_agent(&mut self, i: usize) {
+        assert!(self.agents[i].is_none(), "enbc{} still runs", i + 1);
+        let child = self.spawn_agent(i);
+        self.agents[i] = Some(child);
+        self.wait_agent(i).await;
+    }
+
     pub fn kill_agent(&mut self, i: usize) {
         if let Some(mut c) = self.agents[i].take() {
             let _ = c.kill();
