@@ -40,6 +40,13 @@ impl RestoredSocket {
     pub fn activate(self) -> Result<OwnedFd, RestoreError> {
         let fd = self.fd.as_fd();
         so::set_repair(fd, so::TCP_REPAIR_OFF).map_err(sys("setsockopt(TCP_REPAIR, 0)"))?;
+        // Leaving repair mode clears the socket's reuse flag. An accepted
+        // connection had its listener's SO_REUSEADDR (std, tokio and most
+        // servers set it); without it this connection's TIME-WAIT would keep
+        // the service from listening on its port again, as CRIU also
+        // restores it.
+        so::set_int(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)
+            .map_err(sys("setsockopt(SO_REUSEADDR)"))?;
         send_unsent(fd, &self.unsent)?;
         Ok(self.fd)
     }

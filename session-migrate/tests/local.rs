@@ -264,3 +264,29 @@ fn raise_fd_limit() {
         libc::setrlimit(libc::RLIMIT_NOFILE, &raw const lim);
     }
 }
+
+/// A server's port stays its own: the restored connection's TIME-WAIT (it
+/// closes first) must not keep the service from listening on its port again
+/// (the kernel clears a socket's reuse flag when repair mode ends; an
+/// accepted socket had its listener's SO_REUSEADDR).
+#[test]
+fn a_service_can_listen_on_its_port_again_after_a_restored_connection_closes() {
+    edgemob_testbed::require_root();
+    let tb = Testbed::new(TestbedOptions::default()).unwrap();
+    // `pair` closes its listener once the connection is accepted.
+    let (mut client, server) = pair(&tb, Node::Enbc1, "127.0.0.1:0".parse().unwrap());
+    let port = server.local_addr().unwrap();
+    let (server, _) = migrate_in_place(&tb, Node::Enbc1, server);
+    // The restored side closes first: it is the one left in TIME-WAIT.
+    drop(server);
+    let mut rest = Vec::new();
+    std::io::Read::read_to_end(&mut client, &mut rest).unwrap();
+    drop(client);
+    let bound = tb
+        .enter(Node::Enbc1, move || {
+            // What a service does on start: std and tokio set SO_REUSEADDR.
+            std::net::TcpListener::bind(port).map(|l| l.local_addr().unwrap())
+        })
+        .unwrap();
+    assert_eq!(bound.unwrap(), port);
+}
