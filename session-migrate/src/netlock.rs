@@ -62,6 +62,7 @@ const NFT_MSG_NEWCHAIN: u16 = 3;
 const NFT_MSG_NEWRULE: u16 = 6;
 const NFT_MSG_NEWSET: u16 = 9;
 const NFT_MSG_NEWSETELEM: u16 = 12;
+const NFT_MSG_DELSETELEM: u16 = 14;
 /// Like DELSETELEM but not an error when the element is absent (kernel 6.3+).
 /// Like DELCHAIN / DELRULE but not an error when absent (kernel 6.3+).
 const NFT_MSG_DESTROYCHAIN: u16 = 27;
@@ -137,12 +138,33 @@ const MAX_BATCH: usize = 128 << 10;
 #[derive(Debug)]
 pub struct NetLock {
     sock: NfSocket,
+    /// How entries are removed: DESTROY (Linux 6.3+) ignores entries that
+    /// are not there; older kernels only have DEL, which fails the whole
+    /// batch on one missing entry.
+    removal: Removal,
+}
+
+/// How this kernel removes set elements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Removal {
+    /// Not known yet: DESTROY is tried first.
+    Unknown,
+    Destroy,
+    /// Linux before 6.3: DEL, tolerating entries that are not there.
+    Del,
 }
 
 #[derive(Clone, Copy, PartialEq)]
 enum Op {
     Add,
+    /// DESTROY: entries not there are no error (Linux 6.3+).
     Remove,
+    /// DEL: an entry not there fails the batch.
+    Delete,
+    /// DEL of one direction of a connection only.
+    DeleteOneWay {
+        reverse: bool,
+    },
 }
 
 impl NetLock {
@@ -151,12 +173,19 @@ impl NetLock {
     pub fn open() -> Result<Self, LockError> {
         let mut lock = NetLock {
             sock: NfSocket::open()?,
+            removal: Removal::Unknown,
         };
         match lock.create_table() {
             Err(LockError::Rejected { source, .. })
                 if source.raw_os_error() == Some(libc::EEXIST) =>
             {
-                lock.remove_output_chain()?;
+                match lock.remove_output_chain() {
+                    // A kernel without DESTROY (before 6.3) never ran the
+                    // builds that made that chain.
+                    Err(LockError::Rejected { source, .. })
+                        if source.raw_os_error() == Some(libc::EINVAL) => {}
+                    other => other?,
+                }
                 Ok(lock)
             }
             Err(e) => Err(e),
@@ -173,6 +202,7 @@ impl NetLock {
     pub fn take_over() -> Result<(Self, bool), LockError> {
         let mut lock = NetLock {
             sock: NfSocket::open()?,
+            removal: Removal::Unknown,
         };
         match lock.create_table() {
             Ok(()) => Ok((lock, false)),
@@ -202,7 +232,50 @@ impl NetLock {
     /// Lets these connections' packets through again. Unlocking a connection
     /// that is not locked is not an error.
     pub fn unlock(&mut self, tuples: &[FourTuple]) -> Result<(), LockError> {
-        self.change(tuples, Op::Remove)
+        if self.removal == Removal::Del {
+            return self.unlock_with_del(tuples);
+        }
+        match self.change(tuples, Op::Remove) {
+            Err(LockError::Rejected { source, .. })
+                if self.removal == Removal::Unknown
+                    && source.raw_os_error() == Some(libc::EINVAL) =>
+            {
+                // No DESTROY messages before Linux 6.3.
+                self.removal = Removal::Del;
+                self.unlock_with_del(tuples)
+            }
+            Ok(()) => {
+                self.removal = Removal::Destroy;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes entries with DEL (kernels before 6.3): all at once, and one
+    /// by one, skipping those not there, if that fails for a missing one.
+    fn unlock_with_del(&mut self, tuples: &[FourTuple]) -> Result<(), LockError> {
+        let missing = |e: &LockError| matches!(e, LockError::Rejected { source, .. } if source.raw_os_error() == Some(libc::ENOENT));
+        match self.change(tuples, Op::Delete) {
+            Err(e) if missing(&e) => {}
+            other => return other,
+        }
+        for &t in tuples {
+            for reverse in [false, true] {
+                match self.change(&[t], Op::DeleteOneWay { reverse }) {
+                    Err(e) if missing(&e) => {}
+                    other => other?,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes entries the way kernels before 6.3 must, whatever this one
+    /// supports: tests of that path run on any kernel.
+    #[doc(hidden)]
+    pub fn use_del_for_removal(&mut self) {
+        self.removal = Removal::Del;
     }
 
     /// Deletes the lock table of this namespace (and every lock in it).
@@ -250,7 +323,13 @@ impl NetLock {
         let mut keys6 = Vec::new();
         for t in tuples {
             // Both directions: packets from the socket and packets to it.
-            for (src, dst) in [(t.local, t.peer), (t.peer, t.local)] {
+            let both = [(t.local, t.peer), (t.peer, t.local)];
+            let ways = match op {
+                Op::DeleteOneWay { reverse: false } => &both[..1],
+                Op::DeleteOneWay { reverse: true } => &both[1..],
+                _ => &both[..],
+            };
+            for &(src, dst) in ways {
                 match (wire_ip(&src), wire_ip(&dst)) {
                     (IpAddr::V4(s), IpAddr::V4(d)) => {
                         keys4.push(key(&s.octets(), src.port(), &d.octets(), dst.port()))
@@ -270,6 +349,9 @@ impl NetLock {
                 let (msg, name, flags) = match op {
                     Op::Add => (NFT_MSG_NEWSETELEM, "NEWSETELEM", NLM_F_CREATE | NLM_F_ACK),
                     Op::Remove => (NFT_MSG_DESTROYSETELEM, "DESTROYSETELEM", NLM_F_ACK),
+                    Op::Delete | Op::DeleteOneWay { .. } => {
+                        (NFT_MSG_DELSETELEM, "DELSETELEM", NLM_F_ACK)
+                    }
                 };
                 batch.begin_msg(seq, msg, name, NFPROTO_INET, flags);
                 batch.attr_str(NFTA_SET_ELEM_LIST_TABLE, LOCK_TABLE);

@@ -229,3 +229,51 @@ fn locked_traffic_is_dropped_never_answered() {
         assert_eq!(stats.rst, 0, "{family:?}: no RST while locked");
     }
 }
+
+/// Removal the way a kernel before 6.3 must do it (DEL, which fails on an
+/// entry that is not there), forced on this kernel: entries that are there
+/// go, entries that are not are no error, others stay.
+#[test]
+fn removal_with_del_as_before_linux_6_3_tolerates_missing_entries() {
+    edgemob_testbed::require_root();
+    let tb = Testbed::new(TestbedOptions::default()).unwrap();
+    let kept = FourTuple {
+        local: "10.77.0.1:80".parse().unwrap(),
+        peer: "10.77.1.2:40007".parse().unwrap(),
+    };
+    let v6 = FourTuple {
+        local: "[fd00:77::1]:443".parse().unwrap(),
+        peer: "[fd00:77:1::2]:50000".parse().unwrap(),
+    };
+    let never = FourTuple {
+        local: "10.77.0.1:80".parse().unwrap(),
+        peer: "10.77.1.2:40099".parse().unwrap(),
+    };
+    let v4 = v4_tuple();
+    tb.enter(Node::Enbc1, move || {
+        let mut lock = NetLock::open().unwrap();
+        lock.use_del_for_removal();
+        lock.lock(&[v4, v6, kept]).unwrap();
+        // Present and missing together: the missing one is no error.
+        lock.unlock(&[v4, never, v6]).unwrap();
+        lock.unlock(&[v4]).unwrap();
+        lock.unlock(&[]).unwrap();
+    })
+    .unwrap();
+    let set4 = squash(&nft(
+        &tb,
+        Node::Enbc1,
+        &["list", "set", "inet", "edgemob_lock", "conns4"],
+    ));
+    assert!(!set4.contains("40000") && !set4.contains("40099"), "{set4}");
+    assert!(
+        set4.contains("10.77.1.2 . 40007 . 10.77.0.1 . 80"),
+        "{set4}"
+    );
+    let set6 = squash(&nft(
+        &tb,
+        Node::Enbc1,
+        &["list", "set", "inet", "edgemob_lock", "conns6"],
+    ));
+    assert!(!set6.contains("50000"), "{set6}");
+}
