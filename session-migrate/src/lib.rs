@@ -74,5 +74,5 @@ pub use image::{
     FourTuple, MAX_QUEUE_LEN, RepairWindow, SocketBuffers, TcpOptions, TcpState, TcpStreamImage,
     WindowScale,
 };
-pub use netlock::{LOCK_EXEMPT_MARK, LOCK_TABLE, NetLock};
+pub use netlock::{LOCK_ENTRY_TIMEOUT, LOCK_EXEMPT_MARK, LOCK_TABLE, NetLock};
 pub use restore::{RestoredSocket, restore, restore_all, restore_frozen};

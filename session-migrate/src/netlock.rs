@@ -110,6 +110,15 @@ const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
 const NFTA_SET_ELEM_LIST_SET: u16 = 2;
 const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
 const NFTA_SET_ELEM_KEY: u16 = 1;
+const NFTA_SET_ELEM_TIMEOUT: u16 = 4;
+/// Set flag: elements may carry a timeout.
+const NFT_SET_TIMEOUT: u32 = 0x10;
+
+/// How long the kernel keeps a lock entry at most. A safety net: every
+/// entry is removed by its migration long before (the longest hold is the
+/// source's linger after a move, 10 s by default); one left by an agent that
+/// died goes by itself even if no agent starts again in its namespace.
+pub const LOCK_ENTRY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
 const NFT_META_MARK: u32 = 3;
 const NFT_META_NFPROTO: u32 = 15;
@@ -362,6 +371,10 @@ impl NetLock {
                     batch.nest_start(NFTA_SET_ELEM_KEY);
                     batch.attr(NFTA_DATA_VALUE, k);
                     batch.nest_end();
+                    if op == Op::Add {
+                        let ms = LOCK_ENTRY_TIMEOUT.as_millis() as u64;
+                        batch.attr(NFTA_SET_ELEM_TIMEOUT, &ms.to_be_bytes());
+                    }
                     batch.nest_end();
                 }
                 batch.nest_end();
@@ -416,7 +429,7 @@ impl NetLock {
             );
             b.attr_str(NFTA_SET_TABLE, LOCK_TABLE);
             b.attr_str(NFTA_SET_NAME, set);
-            b.attr_be32(NFTA_SET_FLAGS, 0);
+            b.attr_be32(NFTA_SET_FLAGS, NFT_SET_TIMEOUT);
             let key_type =
                 (((ip_type << 6 | TYPE_INET_SERVICE) << 6 | ip_type) << 6) | TYPE_INET_SERVICE;
             b.attr_be32(NFTA_SET_KEY_TYPE, key_type);

@@ -83,6 +83,13 @@ fn nft_lists_the_table_and_the_locked_tuples() {
         Node::Enbc1,
         &["list", "set", "inet", "edgemob_lock", "conns4"],
     ));
+    // Each entry goes by itself after the safety timeout, should no agent
+    // remove it.
+    assert!(set4.contains("flags timeout"), "{set4}");
+    assert!(
+        set4.contains("10.77.0.1 . 80 . 10.77.1.2 . 40000 timeout 5m"),
+        "{set4}"
+    );
     for element in [
         "10.77.0.1 . 80 . 10.77.1.2 . 40000",
         "10.77.1.2 . 40000 . 10.77.0.1 . 80",
