@@ -137,9 +137,8 @@ pub struct IncomingMigration {
     locking: Vec<FourTuple>,
     fpts: Vec<Fpt>,
     path_switched: bool,
-    /// Restored sockets exist (in repair mode).
-    restored: bool,
-    /// Services were told ContextArrived: they must hear how it ends.
+    /// Services were told ContextArrived (and sockets may be restored):
+    /// until Live, ending closes the sockets and revokes their tokens.
     told: bool,
     connections: u32,
     phases: Phases,
@@ -166,7 +165,6 @@ impl IncomingMigration {
             locking: Vec::new(),
             fpts: Vec::new(),
             path_switched: false,
-            restored: false,
             told: false,
             connections: 0,
             phases: Phases::default(),
@@ -180,11 +178,6 @@ impl IncomingMigration {
 
     pub fn is_over(&self) -> bool {
         matches!(self.state, InState::Live | InState::Abandoned(_))
-    }
-
-    /// The 4-tuples this migration holds in the network lock.
-    pub fn locked(&self) -> &[FourTuple] {
-        &self.locked
     }
 
     /// Whether the CTD(s) came.
@@ -239,7 +232,7 @@ impl IncomingMigration {
                 };
                 out.extend(self.abandon(err, now));
             }
-            InState::AwaitingPath { .. } => self.go_live(now, &mut out),
+            InState::AwaitingPath { .. } => self.go_live(&mut out),
             InState::Live | InState::Abandoned(_) => {}
         }
         out
@@ -251,18 +244,10 @@ impl IncomingMigration {
         }
         let mut out = Vec::new();
         match input {
+            // Asked for (and answered at once) only while Accepted.
             InInput::Prelocked(ok) => {
                 if ok && matches!(self.state, InState::Accepted { .. }) {
                     self.locked = self.announced.clone();
-                } else if ok {
-                    // Locked while the CTD took over: the CTD's lock owns them.
-                    self.locked.extend(
-                        self.announced
-                            .iter()
-                            .filter(|t| !self.locked.contains(t))
-                            .copied()
-                            .collect::<Vec<_>>(),
-                    );
                 }
             }
             InInput::PathSwitched => {
@@ -273,7 +258,7 @@ impl IncomingMigration {
                         *early_lock_at = None;
                         out.push(InAction::Prelock(self.announced.clone()));
                     }
-                    InState::AwaitingPath { .. } => self.go_live(now, &mut out),
+                    InState::AwaitingPath { .. } => self.go_live(&mut out),
                     _ => {}
                 }
             }
@@ -339,15 +324,14 @@ impl IncomingMigration {
                 match result {
                     Ok(()) => {
                         *restored = true;
-                        self.restored = true;
                         self.locked.extend(locking);
                     }
                     // Nothing of the CTD's own lock went in.
                     Err(e @ MigrationError::Lock(_)) => return self.abandon(e, now),
                     Err(e) => {
-                        // Locked, and some sockets may exist: close them.
+                        // Locked, and some sockets may exist: abandoning
+                        // closes them.
                         self.locked.extend(locking);
-                        self.restored = true;
                         return self.abandon(e, now);
                     }
                 }
@@ -383,19 +367,18 @@ impl IncomingMigration {
             ));
             self.state = InState::AwaitingPath { since: now };
             if self.path_switched {
-                self.go_live(now, &mut out);
+                self.go_live(&mut out);
             }
         }
         out
     }
 
-    fn go_live(&mut self, _now: Instant, out: &mut Vec<InAction>) {
+    fn go_live(&mut self, out: &mut Vec<InAction>) {
         // Unlock first: the window probe of each socket must pass.
         if !self.locked.is_empty() {
             out.push(InAction::Unlock(std::mem::take(&mut self.locked)));
         }
         out.push(InAction::Activate);
-        self.restored = false;
         out.push(InAction::Notify(Notice::Completed));
         out.push(InAction::Finish(self.finished(Outcome::Completed, None)));
         // Only a reported path switch proves the UE's packets no longer
@@ -415,9 +398,8 @@ impl IncomingMigration {
         }
         let mut out = Vec::new();
         let receiving = matches!(self.state, InState::Receiving { .. });
-        if self.restored || self.told {
+        if self.told {
             // Still in repair mode: closing sends nothing.
-            self.restored = false;
             out.push(InAction::CloseRestored);
         }
         if !self.locked.is_empty() {

@@ -84,10 +84,7 @@ pub enum OutAction {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Exports {
     NotAsked,
-    Pending {
-        waiting: BTreeSet<ServiceHandle>,
-        since: Instant,
-    },
+    Pending { waiting: BTreeSet<ServiceHandle> },
     Done,
 }
 
@@ -150,7 +147,7 @@ impl OutgoingMigration {
         let mut out = Vec::new();
         if cfg.overlap_export {
             // The export is the longer branch: its event goes first.
-            let exports = m.ask_exports(services, now, &mut out);
+            let exports = m.ask_exports(now, &mut out);
             m.state = OutState::Committing { exports };
         }
         out.push(OutAction::SendCommit);
@@ -169,7 +166,7 @@ impl OutgoingMigration {
     /// When [`handle_timeout`](Self::handle_timeout) must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let export_deadline = |e: &Exports| match e {
-            Exports::Pending { since, .. } => Some(*since + self.cfg.export_timeout),
+            Exports::Pending { .. } => self.exports_asked.map(|at| at + self.cfg.export_timeout),
             _ => None,
         };
         match &self.state {
@@ -194,9 +191,13 @@ impl OutgoingMigration {
         let waited_ms = |since: Instant| (now - since).as_millis() as u64;
         let err = match &self.state {
             OutState::Committing { exports } | OutState::Exporting { exports } => match exports {
-                Exports::Pending { since, .. } if now >= *since + self.cfg.export_timeout => {
+                Exports::Pending { .. }
+                    if self
+                        .exports_asked
+                        .is_some_and(|at| now >= at + self.cfg.export_timeout) =>
+                {
                     MigrationError::ExportTimeout {
-                        waited_ms: waited_ms(*since),
+                        waited_ms: self.exports_asked.map_or(0, waited_ms),
                     }
                 }
                 _ => MigrationError::CommitTimeout {
@@ -230,10 +231,7 @@ impl OutgoingMigration {
                     return self.rollback(e, now);
                 }
                 let exports = match std::mem::replace(exports, Exports::NotAsked) {
-                    Exports::NotAsked => {
-                        let services = self.services.clone();
-                        self.ask_exports(&services, now, &mut out)
-                    }
+                    Exports::NotAsked => self.ask_exports(now, &mut out),
                     asked => asked,
                 };
                 self.state = OutState::Exporting { exports };
@@ -250,12 +248,10 @@ impl OutgoingMigration {
                 }
             }
             OutInput::Frozen(result) => {
-                if self.freeze_asked.is_none() || self.frozen {
+                let Some(at) = self.freeze_asked.filter(|_| !self.frozen) else {
                     return out;
-                }
-                if let Some(at) = self.freeze_asked {
-                    self.phases.socket_data_ns = ns(now - at);
-                }
+                };
+                self.phases.socket_data_ns = ns(now - at);
                 match result {
                     Ok(n) => {
                         self.frozen = true;
@@ -326,17 +322,11 @@ impl OutgoingMigration {
         }
     }
 
-    fn ask_exports(
-        &mut self,
-        services: &[ServiceHandle],
-        now: Instant,
-        out: &mut Vec<OutAction>,
-    ) -> Exports {
+    fn ask_exports(&mut self, now: Instant, out: &mut Vec<OutAction>) -> Exports {
         self.exports_asked = Some(now);
         out.push(OutAction::RequestExports);
         Exports::Pending {
-            waiting: services.iter().copied().collect(),
-            since: now,
+            waiting: self.services.iter().copied().collect(),
         }
     }
 

@@ -171,7 +171,6 @@ struct Outgoing {
 struct Io {
     ue_addr: IpAddr,
     services: Vec<LeavingService>,
-    handles: Vec<ServiceHandle>,
     announced: Vec<MovingConnection>,
     exports: Vec<(ServiceHandle, ExportReply)>,
     frozen: Option<FrozenSet>,
@@ -218,7 +217,7 @@ impl Outgoing {
             export_timeout: Duration::from_millis(cfg.timers.export_ms),
             transfer_timeout: Duration::from_millis(cfg.timers.cxtp_transfer_ms),
         };
-        let (mut sm, actions) = OutgoingMigration::start(sm_cfg, &self.peer, &io.handles, t0);
+        let (mut sm, actions) = OutgoingMigration::start(sm_cfg, &self.peer, &io.handles(), t0);
         self.execute(&mut sm, &mut io, actions).await;
         while !sm.is_over() {
             let deadline = sm.poll_timeout();
@@ -312,7 +311,6 @@ impl Outgoing {
         record.phases.queued_ns = crate::history::ns(queued);
         Some(Io {
             ue_addr: u.addr,
-            handles: services.iter().map(|s| s.handle).collect(),
             services,
             announced,
             exports: Vec::new(),
@@ -394,7 +392,7 @@ impl Outgoing {
                     None
                 }
                 OutAction::Notify(n) => {
-                    notify_services(&self.node, &io.handles, || {
+                    notify_services(&self.node, &io.handles(), || {
                         n.event(self.mig, &self.ue, Side::Source)
                     });
                     None
@@ -627,6 +625,10 @@ impl Outgoing {
 }
 
 impl Io {
+    fn handles(&self) -> Vec<ServiceHandle> {
+        self.services.iter().map(|s| s.handle).collect()
+    }
+
     fn name_of(&self, h: ServiceHandle) -> String {
         self.services
             .iter()

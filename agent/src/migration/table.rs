@@ -4,6 +4,7 @@
 //! The tasks that run migrations own their state machines; the table holds
 //! the way to reach them, so the APIs and the peers' messages find them.
 
+use super::manifest::Manifest;
 use crate::cxtp_link::Arrived;
 use crate::history::Record;
 use crate::registry::{ExportReply, ImportReply, ServiceHandle};
@@ -29,7 +30,8 @@ pub enum SourceEvent {
 /// What reaches an incoming migration from outside its task.
 #[derive(Debug)]
 pub enum TargetEvent {
-    Arrived(Arrived),
+    /// The CTD(s), with the manifest they were routed by.
+    Arrived(Arrived, Manifest),
     Imported {
         service: ServiceHandle,
         reply: ImportReply,

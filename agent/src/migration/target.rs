@@ -120,26 +120,32 @@ impl Incoming {
                 ),
                 Some(Some(ev)) => {
                     let input = match ev {
-                        TargetEvent::Arrived(arrived) => self.arrived(arrived),
-                        TargetEvent::Imported { service, reply } => InInput::Imported {
-                            service,
-                            result: if reply.success {
-                                Ok(())
-                            } else {
-                                Err(MigrationError::ImportRefused {
-                                    service: self.name_of(service),
-                                    fpt: self.fpt_of(service),
-                                    why: reply.error,
-                                })
-                            },
-                        },
-                        TargetEvent::ServiceGone(service) => InInput::Imported {
-                            service,
-                            result: Err(MigrationError::ImportServiceGone {
-                                service: self.name_of(service),
-                                fpt: self.fpt_of(service),
-                            }),
-                        },
+                        TargetEvent::Arrived(arrived, manifest) => self.arrived(arrived, manifest),
+                        TargetEvent::Imported { service, reply } => {
+                            let (name, fpt) = self.taker(service);
+                            InInput::Imported {
+                                service,
+                                result: if reply.success {
+                                    Ok(())
+                                } else {
+                                    Err(MigrationError::ImportRefused {
+                                        service: name,
+                                        fpt,
+                                        why: reply.error,
+                                    })
+                                },
+                            }
+                        }
+                        TargetEvent::ServiceGone(service) => {
+                            let (name, fpt) = self.taker(service);
+                            InInput::Imported {
+                                service,
+                                result: Err(MigrationError::ImportServiceGone {
+                                    service: name,
+                                    fpt,
+                                }),
+                            }
+                        }
                         TargetEvent::PathSwitched => InInput::PathSwitched,
                         TargetEvent::Cancelled => InInput::Cancelled,
                         TargetEvent::SourceAbandoned => InInput::SourceAbandoned,
@@ -154,25 +160,20 @@ impl Incoming {
         }
     }
 
-    fn name_of(&self, h: ServiceHandle) -> String {
+    /// The name and context FPT of the service behind `h`, to blame it.
+    fn taker(&self, h: ServiceHandle) -> (String, Fpt) {
         self.arrival
             .as_ref()
             .and_then(|a| a.takers.iter().find(|t| t.handle == h))
-            .map(|t| t.name.clone())
-            .unwrap_or_else(|| format!("#{h}"))
-    }
-
-    fn fpt_of(&self, h: ServiceHandle) -> Fpt {
-        self.arrival
-            .as_ref()
-            .and_then(|a| a.takers.iter().find(|t| t.handle == h))
-            .map(|t| t.fpt)
-            .unwrap_or(Fpt::SERVICE_APP_CONTEXT)
+            .map_or_else(
+                || (format!("#{h}"), Fpt::SERVICE_APP_CONTEXT),
+                |t| (t.name.clone(), t.fpt),
+            )
     }
 
     /// Reads the CTD(s): which local service takes which context, and the
     /// connection images.
-    fn arrived(&mut self, arrived: Arrived) -> InInput {
+    fn arrived(&mut self, arrived: Arrived, manifest: Manifest) -> InInput {
         self.node.cpu.kick();
         let Arrived {
             peer: _,
@@ -180,10 +181,7 @@ impl Incoming {
             contexts,
             reply,
         } = arrived;
-        let mut fpts: Vec<Fpt> = contexts.iter().map(|c| c.fpt).collect();
-        fpts.sort();
-        fpts.dedup();
-        let manifest = Manifest::parse(&contexts).expect("routed by its manifest");
+        let fpts = fpts_of(&contexts);
         let record = Record {
             context_bytes: contexts.iter().map(|c| c.data.len() as u64).sum(),
             app_context_bytes: contexts
@@ -564,7 +562,7 @@ pub fn receive(node: Arc<Node>, arrived: Arrived) {
         .incoming_mut(&manifest.ue, manifest.migration_id)
         .filter(|i| i.peer == arrived.peer);
     if let Some(i) = entry {
-        let _ = i.events.send(TargetEvent::Arrived(arrived));
+        let _ = i.events.send(TargetEvent::Arrived(arrived, manifest));
         return;
     }
     drop(reg);
@@ -593,10 +591,17 @@ pub fn receive(node: Arc<Node>, arrived: Arrived) {
 
 /// Answers a transfer that belongs to no migration here.
 fn refuse(arrived: &Arrived, err: &MigrationError) {
-    let mut fpts: Vec<Fpt> = arrived.contexts.iter().map(|c| c.fpt).collect();
+    arrived
+        .reply
+        .reply(arrived.mn, err.ctdr_statuses(&fpts_of(&arrived.contexts)));
+}
+
+/// The FPTs of a transfer, sorted and each once: what a CTDR answers for.
+fn fpts_of(contexts: &[Context]) -> Vec<Fpt> {
+    let mut fpts: Vec<Fpt> = contexts.iter().map(|c| c.fpt).collect();
     fpts.sort();
     fpts.dedup();
-    arrived.reply.reply(arrived.mn, err.ctdr_statuses(&fpts));
+    fpts
 }
 
 impl crate::fdserver::ChannelConn {
