@@ -39,7 +39,7 @@
 use edgemob_testbed::{Family, Node, Testbed};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -82,9 +82,7 @@ impl FloorSample {
             moved: median(moves)?,
         })
     }
-}
 
-impl FloorSample {
     pub fn rtt_ms(&self) -> f64 {
         self.rtt.as_secs_f64() * 1e3
     }
@@ -125,24 +123,12 @@ fn enter<T: Send>(
     tb.enter(node, f).map_err(io::Error::other)?
 }
 
-/// `SO_SNDBUFFORCE`/`SO_RCVBUFFORCE` (root may exceed `wmem_max`).
-fn force_buffers(fd: &impl AsRawFd) -> io::Result<()> {
-    let size = libc::c_int::try_from(BUFFER).expect("fits");
-    for opt in [libc::SO_SNDBUFFORCE, libc::SO_RCVBUFFORCE] {
-        // SAFETY: a valid socket, an int option and its size.
-        let rc = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                opt,
-                (&size as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
+/// `SO_SNDBUFFORCE`/`SO_RCVBUFFORCE` (root may exceed `wmem_max`), as the
+/// agent sizes its CXTP sockets.
+fn force_buffers(fd: &impl AsFd) -> io::Result<()> {
+    use nix::sys::socket::{setsockopt, sockopt};
+    setsockopt(fd, sockopt::SndBufForce, &BUFFER)?;
+    setsockopt(fd, sockopt::RcvBufForce, &BUFFER)?;
     Ok(())
 }
 
